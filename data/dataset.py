@@ -1,0 +1,42 @@
+"""The measured data of a campaign as tensors in maximization space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from data.objectives import Objective, to_max_space
+from data.spaces import SearchSpace
+
+__all__ = ["Dataset", "dataset_from_observations"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Finite measurements: ``candidates`` (canonical), ``X`` ``n x d``, ``Y`` ``n x m`` (max)."""
+
+    candidates: list[str]
+    X: Tensor
+    Y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+
+def dataset_from_observations(
+    observations: pd.DataFrame,
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    device: torch.device | None = None,
+) -> Dataset:
+    """Valid observations as a :class:`Dataset` (the latest value wins for a candidate)."""
+    valid = observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+    names = [o.name for o in objectives]
+    raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double).reshape(-1, len(names))
+    candidates = valid["candidate"].tolist()
+    X = space.featurize(candidates).to(device) if candidates else torch.empty(0, 0, dtype=torch.double)
+    return Dataset(candidates, X, to_max_space(raw, objectives).to(device))

@@ -1,0 +1,169 @@
+"""``run_campaign``: the initial design, then rounds until the rounds or budget are spent.
+
+A campaign directory that already exists is continued from its last completed round,
+provided it was created with the same config identity (see
+``CampaignConfig.identity_hash``); with ``force_new`` the old directory is kept aside
+under a new name and a fresh campaign starts. Nothing measured is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from data.store import CampaignStore
+from flows import steps
+from flows.config import CampaignConfig, ConfigError, load_config
+from flows.factories import CampaignSetup, build_setup
+from flows.round import run_round
+from flows.runtime import configure_environment, pick_device, set_torch_threads
+from flows.tracking import CampaignTracker, default_tracking_uri
+
+__all__ = [
+    "CampaignMismatchError",
+    "PROGRESS_LOGGER",
+    "Prepared",
+    "check_resumable",
+    "default_campaign_dir",
+    "prepare",
+    "run_campaign",
+]
+
+logger = logging.getLogger(__name__)
+PROGRESS_LOGGER = "paretolab.progress"
+progress = logging.getLogger(PROGRESS_LOGGER)
+
+
+class CampaignMismatchError(ConfigError):
+    """The campaign directory was created with a different config."""
+
+
+@dataclass
+class Prepared:
+    """A validated config, its objects and the campaign directory it runs in."""
+
+    config: CampaignConfig
+    setup: CampaignSetup
+    campaign_dir: Path
+
+
+def default_campaign_dir(config: CampaignConfig) -> Path:
+    """``runs/<name>`` under the working directory."""
+    return Path("runs") / config.name
+
+
+def check_resumable(config: CampaignConfig, campaign_dir: Path, force_new: bool) -> None:
+    """Refuse to continue a campaign created with another config (unless ``force_new``)."""
+    if force_new or not CampaignStore.exists(campaign_dir):
+        return
+    with CampaignStore.open(campaign_dir, lock=False) as store:
+        meta = store.meta
+    if meta.get("config_hash") == config.identity_hash():
+        return
+    old = meta.get("config", {})
+    new = config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES))
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)) or ["?"]
+    raise CampaignMismatchError(
+        f"{campaign_dir}: campaign was created with a different config "
+        f"(changed: {', '.join(changed)}); use --force-new to start a new campaign there "
+        "(the old one is kept beside it), or choose another directory"
+    )
+
+
+def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new: bool) -> Prepared:
+    """Load and cross-check everything; writes nothing. Raises ConfigError."""
+    config = load_config(config_path)
+    setup = build_setup(config)
+    directory = Path(campaign_dir) if campaign_dir else default_campaign_dir(config)
+    check_resumable(config, directory, force_new)
+    return Prepared(config, setup, directory)
+
+
+def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
+    directory, config = prepared.campaign_dir, prepared.config
+    if CampaignStore.exists(directory):
+        if not force_new:
+            return CampaignStore.open(directory)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        kept = directory.with_name(f"{directory.name}.old-{stamp}")
+        CampaignStore.open(directory).close()  # refuse if another process runs it
+        directory.rename(kept)
+        logger.warning("kept the previous campaign as %s", kept)
+    return CampaignStore.create(
+        directory,
+        {
+            "name": config.name,
+            "config_hash": config.identity_hash(),
+            "config": config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES)),
+            "objectives": [[o.name, o.direction] for o in prepared.setup.objectives],
+            "created_at": datetime.now(UTC).isoformat(),
+        },
+    )
+
+
+def _emit(event: str, **fields: Any) -> None:
+    progress.info(event, extra={"paretolab": {"event": event, **fields}})
+
+
+@flow(name="paretolab-campaign")
+def run_campaign(
+    config_path: str, campaign_dir: str | None = None, force_new: bool = False
+) -> dict[str, Any]:
+    """Run the campaign in ``config_path`` to its end, resuming what is already stored.
+
+    Returns a summary: campaign directory, rounds done, hypervolume history, oracle
+    calls, the MLflow run and the final Pareto front.
+    """
+    configure_environment()
+    prepared = prepare(config_path, campaign_dir, force_new)
+    config, setup = prepared.config, prepared.setup
+    set_torch_threads(config.runtime.torch_threads)
+    device = pick_device(config.runtime.device)
+    store = _open_store(prepared, force_new)
+    uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
+    tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
+    try:
+        tracker.start(store, config.model_dump(mode="json"), config.name)
+        tracker.publish(store, setup)
+        done = set(store.read("rounds")["round"].tolist())
+        _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
+        stopped = "rounds"
+        for round_ in range(config.rounds + 1):
+            if round_ in done:
+                continue
+            size = config.initial_design if round_ == 0 else config.batch_size
+            if config.budget is not None:
+                size = min(size, config.budget - len(store.read("batches")))
+                if size <= 0 and not (store.read("batches")["round"] == round_).any():
+                    stopped = "budget"
+                    break
+            start = time.perf_counter()
+            summary = run_round(store, setup, tracker, round_, size, device)
+            _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
+        tracker.finish(store, setup, steps.pareto_table(store, setup))
+        rounds = store.read("rounds")
+        result = {
+            "campaign_dir": str(store.root),
+            "rounds_done": int(rounds["round"].max()) if len(rounds) else -1,
+            "stopped_by": stopped,
+            "hypervolume": rounds["hypervolume"].tolist(),
+            "oracle_calls": int(len(store.read("requests"))),
+            "mlflow_run_id": tracker.run_id,
+            "mlflow_tracking_uri": uri,
+            "mlflow_ui": tracker.run_url_hint(),
+            "pareto_front": steps.pareto_table(store, setup).to_dict("records"),
+        }
+        _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
+        return result
+    except BaseException as exc:
+        tracker.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        store.close()
+

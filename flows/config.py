@@ -1,0 +1,187 @@
+"""Campaign configuration: what a person chooses, validated before anything runs.
+
+Loaded from YAML by :func:`load_config`; unknown keys and wrong types are errors that
+name the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "AcquisitionConfig",
+    "CampaignConfig",
+    "ConfigError",
+    "GeneticGeneratorConfig",
+    "GridSpaceConfig",
+    "OracleConfig",
+    "ProxyConfig",
+    "RandomGeneratorConfig",
+    "RuntimeConfig",
+    "SequenceSpaceConfig",
+    "TrackingConfig",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A campaign config is invalid; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GridSpaceConfig(_Strict):
+    """A grid of ``dims`` coordinates with ``levels`` levels each."""
+
+    kind: Literal["grid"]
+    dims: int = Field(ge=1, description="number of coordinates")
+    levels: int = Field(ge=2, description="levels per coordinate")
+
+
+class SequenceSpaceConfig(_Strict):
+    """Strings over ``alphabet`` with a length in [min_length, max_length]."""
+
+    kind: Literal["sequence"]
+    alphabet: str = Field(min_length=1)
+    min_length: int = Field(ge=1)
+    max_length: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> SequenceSpaceConfig:
+        if self.min_length > self.max_length:
+            raise ValueError("min_length must not exceed max_length")
+        return self
+
+
+SpaceConfig = Annotated[GridSpaceConfig | SequenceSpaceConfig, Field(discriminator="kind")]
+
+
+class OracleConfig(_Strict):
+    """The oracle: a registered name or an import path ``module:Class``, with its params."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProxyConfig(_Strict):
+    """The proxy model fitted each round."""
+
+    kind: Literal["gp"] = "gp"
+    holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
+
+
+class AcquisitionConfig(_Strict):
+    """The acquisition that picks each batch from the pool."""
+
+    kind: Literal["qlognehvi"] = "qlognehvi"
+    mc_samples: int = Field(128, ge=8, le=4096, description="quasi-MC samples of the posterior")
+
+
+class RandomGeneratorConfig(_Strict):
+    """Uniform random candidates."""
+
+    kind: Literal["random"]
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
+
+
+class GeneticGeneratorConfig(_Strict):
+    """Mutation and crossover of the measured candidates, biased to the Pareto front."""
+
+    kind: Literal["genetic"]
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
+    mutation_rate: float | None = Field(None, ge=0.0, le=1.0, description="per token; default 1/length")
+    crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
+
+
+GeneratorConfig = Annotated[
+    RandomGeneratorConfig | GeneticGeneratorConfig, Field(discriminator="kind")
+]
+
+
+class RuntimeConfig(_Strict):
+    """Where and how the numbers are crunched; does not change the campaign's identity."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(
+        1, ge=1, description="torch threads; 1 is fastest for GP work on small machines, null = torch's default"
+    )
+
+
+class TrackingConfig(_Strict):
+    """MLflow tracking; ``MLFLOW_TRACKING_URI`` overrides ``tracking_uri``."""
+
+    experiment: str = "paretolab"
+    tracking_uri: str | None = None
+
+
+class CampaignConfig(_Strict):
+    """A whole campaign. See README 'Campaign config' for every field."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    space: SpaceConfig
+    oracle: OracleConfig
+    ref_point: list[float] | None = Field(
+        None, description="in the oracle's raw units; default: the oracle's, else inferred"
+    )
+    initial_design: int = Field(16, ge=1, description="random candidates measured before round 1")
+    rounds: int = Field(ge=0, description="rounds after the initial design")
+    batch_size: int = Field(gt=0, description="candidates measured per round")
+    budget: int | None = Field(None, gt=0, description="max oracle evaluations, initial design included")
+    proxy: ProxyConfig = ProxyConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
+    generators: list[GeneratorConfig] = Field(min_length=1)
+    oracle_retries: int = Field(2, ge=0, description="retries of a batch whose oracle call failed")
+    runtime: RuntimeConfig = RuntimeConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset({"rounds", "budget", "runtime", "tracking"})
+
+    def identity_hash(self) -> str:
+        """Hash of everything that decides what the campaign measures.
+
+        ``rounds``, ``budget``, ``runtime`` and ``tracking`` are left out so that a campaign
+        can be extended or moved to another machine and still resume.
+        """
+        data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ("grid", "sequence", "random", "genetic"))) or "(top level)"
+
+
+def parse_config(data: Any, source: str) -> CampaignConfig:
+    """Validate a config mapping; ``source`` names it in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of campaign fields, got {type(data).__name__}")
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_field_path(first['loc'])}: {first['msg']}{more}") from None
+
+
+def load_config(path: str | Path) -> CampaignConfig:
+    """Read and validate a campaign YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,95 @@
+"""Config -> objects. The only place that reads a CampaignConfig's component settings."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from data.objectives import Objective, to_max_space
+from data.spaces import GridSpace, SearchSpace, SequenceSpace
+from flows.config import (
+    CampaignConfig,
+    ConfigError,
+    GeneticGeneratorConfig,
+    GridSpaceConfig,
+    RandomGeneratorConfig,
+)
+from models.generators.base import Generator
+from models.generators.genetic import GeneticGenerator
+from models.generators.random import RandomGenerator
+from oracles.base import Oracle
+from oracles.registry import UnknownOracleError, oracle_class
+
+__all__ = ["CampaignSetup", "build_generator", "build_setup", "build_space"]
+
+
+@dataclass
+class CampaignSetup:
+    """The objects a campaign runs with, built once from its config."""
+
+    config: CampaignConfig
+    space: SearchSpace
+    oracle: Oracle
+    generators: list[Generator]
+    config_ref_point: torch.Tensor | None
+    """Reference point in maximization space from the config or the oracle; None = infer."""
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.oracle.objectives
+
+
+def build_space(config: GridSpaceConfig | object) -> SearchSpace:
+    """The SearchSpace a space config describes."""
+    if isinstance(config, GridSpaceConfig):
+        return GridSpace(config.dims, config.levels)
+    return SequenceSpace(config.alphabet, config.min_length, config.max_length)  # type: ignore[attr-defined]
+
+
+def build_generator(config: object, space: SearchSpace) -> Generator:
+    """The Generator a generator config describes."""
+    if isinstance(config, RandomGeneratorConfig):
+        return RandomGenerator(space)
+    if isinstance(config, GeneticGeneratorConfig):
+        return GeneticGenerator(
+            space, mutation_rate=config.mutation_rate, crossover_rate=config.crossover_rate
+        )
+    raise ConfigError(f"generators: unsupported generator config {config!r}")
+
+
+def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
+    try:
+        cls = oracle_class(config.oracle.name)
+    except UnknownOracleError as exc:
+        raise ConfigError(f"oracle.name: {exc}") from None
+    try:
+        inspect.signature(cls).bind(space, **config.oracle.params)
+    except TypeError as exc:
+        raise ConfigError(f"oracle.params: {exc}") from None
+    try:
+        return cls(space, **config.oracle.params)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"oracle: {config.oracle.name}: {exc}") from None
+
+
+def build_setup(config: CampaignConfig) -> CampaignSetup:
+    """Build and cross-check every component; raises ConfigError naming the field."""
+    space = build_space(config.space)
+    oracle = _build_oracle(config, space)
+    m = oracle.num_objectives
+    raw_ref = config.ref_point if config.ref_point is not None else oracle.ref_point
+    if config.ref_point is not None and len(config.ref_point) != m:
+        raise ConfigError(
+            f"ref_point: has {len(config.ref_point)} values but oracle "
+            f"{config.oracle.name!r} has {m} objectives ({', '.join(o.name for o in oracle.objectives)})"
+        )
+    ref = None
+    if raw_ref is not None:
+        ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double), oracle.objectives)
+    generators = [build_generator(g, space) for g in config.generators]
+    names = [g.name for g in generators]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"generators: each kind may appear once, got {names}")
+    return CampaignSetup(config, space, oracle, generators, ref)

@@ -1,0 +1,106 @@
+"""``run_round``: one round of a campaign as a Prefect flow, one named task per step.
+
+The task bodies are the plain functions of ``flows/steps.py``. A round that was cut off
+resumes from the store: a recorded batch is measured instead of being re-selected, and
+measured candidates are never sent to the oracle again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from data.store import CampaignStore
+from flows import steps
+from flows.factories import CampaignSetup
+from flows.tracking import CampaignTracker
+from models.rewards import ProxyReward
+
+__all__ = ["STEP_NAMES", "run_round"]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STEP_NAMES = (
+    "load_dataset", "fit_proxy", "build_acquisition", "update_generator", "propose",
+    "build_pool", "select_batch", "evaluate", "record", "publish",
+)
+SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
+"""Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
+
+
+def _timed_task(name: str, fn: F, timings: dict[str, float] | None = None, **options: Any) -> F:
+    def body(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    body.__name__ = name
+    body.__doc__ = fn.__doc__
+    return task(name=name, cache_policy=NO_CACHE, **options)(body)  # type: ignore[return-value]
+
+
+@flow(name="paretolab-round", flow_run_name="round-{round_}")
+def run_round(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    tracker: CampaignTracker,
+    round_: int,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Run (or finish) round ``round_``: fit → generate → select → measure → record → publish."""
+    timings: dict[str, float] = {}
+    metrics: dict[str, float] = {}
+
+    def step(name: str, fn: F, **options: Any) -> F:
+        return _timed_task(name, fn, timings, **options)
+
+    batch = store.read("batches")
+    if round_ == 0:
+        if not (batch["round"] == 0).any():
+            step("initial_design", steps.initial_design)(store, setup, setup.config.initial_design)
+    elif not (batch["round"] == round_).any():
+        dataset = step("load_dataset", steps.load_dataset)(store, setup, device)
+        metrics["n_train"] = float(len(dataset))
+        model, proxy_metrics = step("fit_proxy", steps.fit_proxy)(setup, dataset, round_)
+        metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
+        ref_point = torch.tensor(store.meta["ref_point"], dtype=torch.double)
+        acqf = step("build_acquisition", steps.build_acquisition)(setup, model, dataset, ref_point, round_)
+        reward = ProxyReward(model, setup.space)
+        proposals: dict[str, list[str]] = {}
+        for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
+            updated = step("update_generator", steps.update_generator)(generator, reward, dataset)
+            metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
+            proposals[generator.name], proposed = step("propose", steps.propose)(
+                store, setup, generator, gen_config.pool_size, round_
+            )
+            metrics |= {f"generator/{generator.name}/{k}": v for k, v in proposed.items()}
+        pool = step("build_pool", steps.build_pool)(store, proposals)
+        metrics["pool_size"] = float(len(pool))
+        chosen = step("select_batch", steps.select)(store, setup, acqf, pool, batch_size, round_, device)
+        metrics["acquisition/mean"] = float(chosen["acquisition_value"].mean()) if len(chosen) else 0.0
+        for name in {g.name for g in setup.generators}:
+            metrics[f"generator/{name}/selected"] = float((chosen["generator"] == name).sum())
+    else:
+        logger.info("round %d: batch already selected, resuming at evaluation", round_)
+
+    evaluation = step(
+        "evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1
+    )(store, setup, round_)
+    metrics |= {f"oracle/{k}": v for k, v in evaluation.items()}
+    metrics |= {f"time/{k}": v for k, v in timings.items()}
+    metrics["time/science"] = sum(timings.get(k, 0.0) for k in SCIENCE_STEPS)
+    summary = step("record", steps.record)(store, setup, round_, metrics)
+    step("publish", tracker.publish)(store, setup)
+    return summary

@@ -1,0 +1,312 @@
+"""The steps of a round as plain functions: no Prefect, no MLflow.
+
+``flows/round.py`` runs each as a Prefect task; anything else that drives a round (tests,
+a future Python API) calls the same functions, so the paths cannot drift apart. Every
+write goes through the CampaignStore, and every step can be re-run after a crash: what
+the store already holds is never recomputed or re-measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.models.model import Model
+
+from data.dataset import Dataset, dataset_from_observations
+from data.faults import crash_point
+from data.objectives import to_max_space
+from data.pareto import hypervolume, infer_ref_point, pareto_mask
+from data.store import CampaignStore
+from flows.factories import CampaignSetup
+from models.acquisition import build_qlognehvi, select_batch
+from models.generators.base import Generator
+from models.proxies.gp import fit_gp_proxy
+from models.rewards import ProxyReward
+
+__all__ = [
+    "INITIAL_DESIGN",
+    "Pool",
+    "build_acquisition",
+    "build_pool",
+    "evaluate",
+    "fit_proxy",
+    "initial_design",
+    "load_dataset",
+    "propose",
+    "record",
+    "round_generator",
+    "select",
+    "update_generator",
+]
+
+logger = logging.getLogger(__name__)
+
+INITIAL_DESIGN = "initial"
+"""Generator name recorded for the random initial design (round 0)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def round_seed(seed: int, round_: int, stream: str) -> int:
+    """Independent, reproducible seed for one purpose (``stream``) in one round."""
+    key = [seed, round_, *stream.encode()]
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def round_generator(seed: int, round_: int, stream: str) -> torch.Generator:
+    """A CPU torch.Generator seeded for ``stream`` in round ``round_``."""
+    return torch.Generator().manual_seed(round_seed(seed, round_, stream))
+
+
+# 1 ---------------------------------------------------------------------------------------
+def load_dataset(store: CampaignStore, setup: CampaignSetup, device: torch.device) -> Dataset:
+    """Finite measurements so far, in maximization space."""
+    return dataset_from_observations(
+        store.read("observations"), setup.space, setup.objectives, device
+    )
+
+
+# 2 ---------------------------------------------------------------------------------------
+def fit_proxy(
+    setup: CampaignSetup, dataset: Dataset, round_: int
+) -> tuple[Model, dict[str, float]]:
+    """Fit the proxy on the dataset; metrics are held-out RMSE/NLL/Spearman."""
+    torch.manual_seed(round_seed(setup.config.seed, round_, "proxy-internal"))
+    return fit_gp_proxy(
+        dataset.X,
+        dataset.Y,
+        holdout_fraction=setup.config.proxy.holdout_fraction,
+        generator=round_generator(setup.config.seed, round_, "proxy"),
+    )
+
+
+# 3 ---------------------------------------------------------------------------------------
+def build_acquisition(
+    setup: CampaignSetup,
+    model: Model,
+    dataset: Dataset,
+    ref_point: torch.Tensor,
+    round_: int,
+    X_pending: torch.Tensor | None = None,
+) -> AcquisitionFunction:
+    """The campaign's acquisition with its fixed reference point."""
+    return build_qlognehvi(
+        model,
+        dataset.X,
+        ref_point.to(dataset.X),
+        mc_samples=setup.config.acquisition.mc_samples,
+        seed=round_seed(setup.config.seed, round_, "acquisition") % (2**31),
+        X_pending=X_pending,
+    )
+
+
+# 4 ---------------------------------------------------------------------------------------
+def update_generator(generator: Generator, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
+    """Refresh one generator against this round's reward."""
+    return generator.update(reward, dataset)
+
+
+# 5 ---------------------------------------------------------------------------------------
+def propose(
+    store: CampaignStore, setup: CampaignSetup, generator: Generator, n: int, round_: int
+) -> tuple[list[str], dict[str, float]]:
+    """Sample ``n`` candidates from one generator and record them; returns the valid ones."""
+    raw = generator.propose(n, round_generator(setup.config.seed, round_, f"propose-{generator.name}"))
+    checks = [setup.space.check(x) for x in raw]
+    store.append(
+        "proposals",
+        pd.DataFrame(
+            {
+                "round": round_,
+                "generator": generator.name,
+                "candidate": raw,
+                "canonical": [c.canonical for c in checks],
+                "reason": [c.reason for c in checks],
+            }
+        ),
+    )
+    valid = [c.canonical for c in checks if c.canonical is not None]
+    metrics = {
+        "n": float(len(raw)),
+        "valid_fraction": len(valid) / len(raw) if raw else 0.0,
+        "unique_fraction": len(set(valid)) / len(raw) if raw else 0.0,
+    }
+    return valid, metrics
+
+
+# 6 ---------------------------------------------------------------------------------------
+@dataclass
+class Pool:
+    """Distinct, unmeasured candidates and the generator that first proposed each."""
+
+    candidates: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+
+def build_pool(store: CampaignStore, proposals: dict[str, list[str]]) -> Pool:
+    """Merge proposals; drop duplicates, measured candidates and pending ones."""
+    taken = set(store.read("observations")["candidate"]) | set(store.read("batches")["candidate"])
+    pool = Pool()
+    for source, candidates in proposals.items():
+        for c in candidates:
+            if c not in taken:
+                taken.add(c)
+                pool.candidates.append(c)
+                pool.sources.append(source)
+    return pool
+
+
+# 7 ---------------------------------------------------------------------------------------
+def select(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    acqf: AcquisitionFunction,
+    pool: Pool,
+    q: int,
+    round_: int,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Pick the batch from the pool with the acquisition and record it."""
+    X = setup.space.featurize(pool.candidates).to(device)
+    indices, values = select_batch(acqf, X, q)
+    batch = pd.DataFrame(
+        {
+            "round": round_,
+            "position": range(len(indices)),
+            "candidate": [pool.candidates[i] for i in indices],
+            "generator": [pool.sources[i] for i in indices],
+            "acquisition_value": values,
+        }
+    )
+    store.append("batches", batch)
+    return batch
+
+
+def initial_design(store: CampaignStore, setup: CampaignSetup, n: int) -> pd.DataFrame:
+    """Round 0: ``n`` distinct random candidates, recorded as the first batch."""
+    generator = round_generator(setup.config.seed, 0, "initial-design")
+    chosen: list[str] = []
+    for _ in range(100):
+        for x in setup.space.sample(n, generator):
+            if x not in chosen and len(chosen) < n:
+                chosen.append(x)
+        if len(chosen) == n:
+            break
+    batch = pd.DataFrame(
+        {
+            "round": 0,
+            "position": range(len(chosen)),
+            "candidate": chosen,
+            "generator": INITIAL_DESIGN,
+            "acquisition_value": math.nan,
+        }
+    )
+    store.append("batches", batch)
+    return batch
+
+
+# 8 ---------------------------------------------------------------------------------------
+def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[str, float]:
+    """Measure this round's batch: the only oracle call.
+
+    Candidates already measured are skipped, so a resumed round never pays twice. Each
+    request is recorded before it is sent; a candidate requested before without a result
+    (a crash or failure inside the call) is sent again as the next attempt.
+    """
+    batch = store.read("batches")
+    measured = set(store.read("observations")["candidate"])
+    todo = [c for c in batch.loc[batch["round"] == round_, "candidate"] if c not in measured]
+    if not todo:
+        return {"n_sent": 0.0}
+    requests = store.read("requests")
+    attempt = int(requests.loc[requests["round"] == round_, "attempt"].max()) + 1 if (
+        requests["round"] == round_
+    ).any() else 1
+    request_id = f"round{round_}-attempt{attempt}"
+    store.append(
+        "requests",
+        pd.DataFrame(
+            {"request_id": request_id, "round": round_, "attempt": attempt,
+             "candidate": todo, "sent_at": _now()}
+        ),
+    )
+    crash_point("evaluate.before_oracle")
+    result = setup.oracle(todo)
+    crash_point("evaluate.after_oracle")
+    rows = pd.DataFrame(
+        {
+            "round": round_,
+            "candidate": todo,
+            "request_id": request_id,
+            "valid": result.valid.numpy(),
+            "reason": result.reasons,
+            "measured_at": _now(),
+        }
+    )
+    for j, objective in enumerate(setup.objectives):
+        rows[objective.name] = result.values[:, j].numpy()
+    store.append("observations", rows)
+    n_valid = int(result.valid.sum())
+    for reason in {r for r in result.reasons if r}:
+        logger.warning("round %d: failed measurement: %s", round_, reason)
+    return {"n_sent": float(len(todo)), "valid_fraction": n_valid / len(todo), "attempt": float(attempt)}
+
+
+# 9 ---------------------------------------------------------------------------------------
+def record(
+    store: CampaignStore, setup: CampaignSetup, round_: int, metrics: dict[str, float]
+) -> dict[str, float]:
+    """Close the round: Pareto set and hypervolume of measured values, round summary row.
+
+    Round 0 fixes the campaign's reference point (config/oracle, else inferred once).
+    """
+    observations = store.read("observations")
+    dataset = dataset_from_observations(observations, setup.space, setup.objectives)
+    if "ref_point" not in store.meta:
+        if setup.config_ref_point is not None:
+            ref = setup.config_ref_point
+        else:
+            ref = infer_ref_point(dataset.Y)
+            logger.info("inferred reference point %s from the initial design", ref.tolist())
+        store.update_meta(ref_point=ref.tolist())
+    ref = torch.tensor(store.meta["ref_point"], dtype=torch.double)
+    hv = hypervolume(dataset.Y, ref) if len(dataset) else 0.0
+    n_pareto = int(pareto_mask(dataset.Y).sum()) if len(dataset) else 0
+    summary = {
+        "hypervolume": hv,
+        "n_pareto": n_pareto,
+        "n_observations": len(observations),
+        "oracle_calls": len(store.read("requests")),
+    }
+    store.append(
+        "rounds",
+        pd.DataFrame(
+            [{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]
+        ),
+    )
+    return {k: float(v) for k, v in summary.items()}
+
+
+def pareto_table(store: CampaignStore, setup: CampaignSetup) -> pd.DataFrame:
+    """Measured candidates on the current Pareto front, raw objective values."""
+    observations = store.read("observations")
+    valid = observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+    names = [o.name for o in setup.objectives]
+    if valid.empty:
+        return valid[["round", "candidate", *names]]
+    raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double)
+    mask = pareto_mask(to_max_space(raw, setup.objectives)).numpy()
+    return valid.loc[mask, ["round", "candidate", *names]].reset_index(drop=True)

@@ -1,0 +1,166 @@
+"""MLflow tracking of a campaign: the only module that imports mlflow.
+
+One MLflow run per campaign (its id is kept in the campaign store, so a resumed campaign
+logs into the same run). ``publish`` logs every round that the store has recorded and
+MLflow has not, which makes it idempotent and self-healing after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from data.store import CampaignStore
+from flows.plots import close, pareto_figure
+
+__all__ = ["CampaignTracker", "default_tracking_uri", "flatten"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_PARAM_LENGTH = 6000
+
+
+def default_tracking_uri(campaign_dir: Path, configured: str | None) -> str:
+    """``MLFLOW_TRACKING_URI``, else the config's, else a SQLite store beside the campaign."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if configured:
+        return configured
+    return f"sqlite:///{Path(campaign_dir).resolve().parent / 'mlflow.db'}"
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"a.b.c": "value"}`` for MLflow params."""
+    if isinstance(data, dict):
+        out: dict[str, str] = {}
+        for key, value in data.items():
+            out |= flatten(value, f"{prefix}{key}.")
+        return out
+    if isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
+        out = {}
+        for i, value in enumerate(data):
+            out |= flatten(value, f"{prefix}{i}.")
+        return out
+    return {prefix.rstrip("."): json.dumps(data) if not isinstance(data, str) else data}
+
+
+class CampaignTracker:
+    """Logs a campaign's config, per-round metrics, Pareto plots and tables to MLflow."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_root = Path(artifact_root).resolve()
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.run_id: str | None = None
+
+    def start(self, store: CampaignStore, config: dict[str, Any], name: str) -> str:
+        """Open the campaign's run (the stored one if it still exists) and mark it running."""
+        run_id = store.meta.get("mlflow_run_id")
+        if run_id:
+            try:
+                self.client.get_run(run_id)
+                self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                self.run_id = run_id
+                return run_id
+            except MlflowException:
+                logger.warning("MLflow run %s not found at %s; starting a new one", run_id, self.tracking_uri)
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else self.client.create_experiment(self.experiment, artifact_location=self.artifact_root.as_uri())
+        )
+        run = self.client.create_run(
+            experiment_id,
+            run_name=name,
+            tags={"paretolab.campaign_dir": str(store.root.resolve()),
+                  "paretolab.config_hash": str(store.meta.get("config_hash"))},
+        )
+        self.run_id = run.info.run_id
+        store.update_meta(mlflow_run_id=self.run_id, mlflow_tracking_uri=self.tracking_uri)
+        params = [Param(k, v[:_MAX_PARAM_LENGTH]) for k, v in flatten(config).items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        return self.run_id
+
+    def _logged_rounds(self) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(self.run_id, "hypervolume")}
+
+    def publish(self, store: CampaignStore, setup: Any) -> list[int]:
+        """Log every recorded round that MLflow lacks; returns the rounds logged now."""
+        assert self.run_id, "start() first"
+        rounds = store.read("rounds")
+        logged = self._logged_rounds()
+        observations = store.read("observations")
+        done = []
+        for row in rounds.itertuples():
+            if row.round in logged:
+                continue
+            values = {
+                "hypervolume": row.hypervolume,
+                "n_pareto": row.n_pareto,
+                "n_observations": row.n_observations,
+                "oracle_calls": row.oracle_calls,
+                **json.loads(row.metrics),
+            }
+            timestamp = int(1000 * _epoch(row.completed_at))
+            metrics = [Metric(k.replace("/", "."), float(v), timestamp, int(row.round))
+                       for k, v in values.items() if v == v]
+            # hypervolume last: its presence marks the round as published
+            metrics.sort(key=lambda m: m.key == "hypervolume")
+            seen = observations[observations["round"] <= row.round]
+            fig = pareto_figure(seen, setup.objectives, f"{setup.config.name}: round {row.round}")
+            try:
+                self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
+            finally:
+                close(fig)
+            for i in range(0, len(metrics), 200):
+                self.client.log_batch(self.run_id, metrics=metrics[i : i + 200])
+            done.append(int(row.round))
+        return done
+
+    def finish(self, store: CampaignStore, setup: Any, pareto: Any) -> None:
+        """Final artifacts: Pareto plot, observation and Pareto tables; mark the run finished."""
+        assert self.run_id, "start() first"
+        observations = store.read("observations")
+        fig = pareto_figure(observations, setup.objectives, f"{setup.config.name}: final")
+        try:
+            self.client.log_figure(self.run_id, fig, "pareto/final.png")
+        finally:
+            close(fig)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "observations.parquet"
+            observations.to_parquet(path, index=False)
+            self.client.log_artifact(self.run_id, str(path), "tables")
+        self.client.log_table(self.run_id, observations, "tables/observations.json")
+        self.client.log_table(self.run_id, pareto, "tables/pareto_front.json")
+        self.client.set_tag(self.run_id, "paretolab.status", "finished")
+        self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def fail(self, reason: str) -> None:
+        """Mark the run failed (a rerun resumes it)."""
+        if self.run_id:
+            self.client.log_batch(self.run_id, tags=[RunTag("paretolab.error", reason[:5000])])
+            self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
+
+    def run_url_hint(self) -> str:
+        """The command that opens this tracking store in the MLflow UI."""
+        uri = self.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return f"open {uri}"
+        return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+

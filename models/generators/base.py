@@ -1,0 +1,35 @@
+"""The Generator contract: propose candidates; never call the oracle, never pick the batch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from data.dataset import Dataset
+from data.spaces import SearchSpace
+from models.rewards import ProxyReward
+
+__all__ = ["Generator"]
+
+
+class Generator(ABC):
+    """Proposes candidates of a :class:`SearchSpace`.
+
+    ``update`` refreshes the generator against this round's reward and measured data
+    (training, for learned generators); ``propose`` samples candidates with the
+    generator passed in, so a round is reproducible from its seed.
+    """
+
+    name: str
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def update(self, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
+        """Refresh against ``reward`` and ``dataset``; returns training metrics."""
+        return {}
+
+    @abstractmethod
+    def propose(self, n: int, generator: torch.Generator) -> list[str]:
+        """``n`` candidates (canonical strings; duplicates allowed)."""
