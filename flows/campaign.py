@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from data.store import CampaignStore
 from flows import steps
@@ -144,7 +145,10 @@ def run_campaign(
                     stopped = "budget"
                     break
             start = time.perf_counter()
-            summary = run_round(store, setup, tracker, round_, size, device)
+            # The campaign run's heartbeat covers the process; a subflow heartbeat adds
+            # nothing but a wait of up to 1 s for its thread at the end of every round.
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                summary = run_round(store, setup, tracker, round_, size, device)
             _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
         tracker.finish(store, setup, steps.pareto_table(store, setup))
         rounds = store.read("rounds")

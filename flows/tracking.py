@@ -11,16 +11,19 @@ import json
 import logging
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from data.store import CampaignStore
-from flows.plots import close, pareto_figure
+from flows.plots import pareto_figure
 
 __all__ = ["CampaignTracker", "default_tracking_uri", "flatten"]
 
@@ -62,6 +65,9 @@ class CampaignTracker:
         self.artifact_root = Path(artifact_root).resolve()
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.run_id: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paretolab-mlflow")
+        self._pending: list[Future[None]] = []
+        self._published: set[int] | None = None
 
     def start(self, store: CampaignStore, config: dict[str, Any], name: str) -> str:
         """Open the campaign's run (the stored one if it still exists) and mark it running."""
@@ -93,18 +99,37 @@ class CampaignTracker:
             self.client.log_batch(self.run_id, params=params[i : i + 100])
         return self.run_id
 
-    def _logged_rounds(self) -> set[int]:
-        return {m.step for m in self.client.get_metric_history(self.run_id, "hypervolume")}
+    def publish(self, store: CampaignStore, setup: Any) -> None:
+        """Queue the logging of every recorded round that MLflow lacks.
 
-    def publish(self, store: CampaignStore, setup: Any) -> list[int]:
-        """Log every recorded round that MLflow lacks; returns the rounds logged now."""
+        The store is read now; the MLflow writes and plots run on the tracker's one
+        background thread, off the critical path of the next round. :meth:`wait`
+        surfaces their errors.
+        """
         assert self.run_id, "start() first"
-        rounds = store.read("rounds")
-        logged = self._logged_rounds()
-        observations = store.read("observations")
-        done = []
+        job = self._executor.submit(
+            self._publish_rounds,
+            store.read("rounds"),
+            store.read("observations"),
+            tuple(setup.objectives),
+            setup.config.name,
+        )
+        self._pending.append(job)
+
+    def wait(self) -> None:
+        """Block until queued publishing is done; re-raise its first error."""
+        pending, self._pending = self._pending, []
+        for job in pending:
+            job.result()
+
+    def _publish_rounds(
+        self, rounds: pd.DataFrame, observations: pd.DataFrame, objectives: tuple, name: str
+    ) -> None:
+        if self._published is None:
+            history = self.client.get_metric_history(self.run_id, "hypervolume")
+            self._published = {m.step for m in history}
         for row in rounds.itertuples():
-            if row.round in logged:
+            if row.round in self._published:
                 continue
             values = {
                 "hypervolume": row.hypervolume,
@@ -113,31 +138,26 @@ class CampaignTracker:
                 "oracle_calls": row.oracle_calls,
                 **json.loads(row.metrics),
             }
-            timestamp = int(1000 * _epoch(row.completed_at))
+            timestamp = int(1000 * datetime.fromisoformat(row.completed_at).timestamp())
             metrics = [Metric(k.replace("/", "."), float(v), timestamp, int(row.round))
                        for k, v in values.items() if v == v]
             # hypervolume last: its presence marks the round as published
             metrics.sort(key=lambda m: m.key == "hypervolume")
             seen = observations[observations["round"] <= row.round]
-            fig = pareto_figure(seen, setup.objectives, f"{setup.config.name}: round {row.round}")
-            try:
-                self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
-            finally:
-                close(fig)
+            fig = pareto_figure(seen, objectives, f"{name}: round {row.round}")
+            self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
             for i in range(0, len(metrics), 200):
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + 200])
-            done.append(int(row.round))
-        return done
+            self._published.add(int(row.round))
 
     def finish(self, store: CampaignStore, setup: Any, pareto: Any) -> None:
         """Final artifacts: Pareto plot, observation and Pareto tables; mark the run finished."""
         assert self.run_id, "start() first"
+        self.publish(store, setup)
+        self.wait()
         observations = store.read("observations")
         fig = pareto_figure(observations, setup.objectives, f"{setup.config.name}: final")
-        try:
-            self.client.log_figure(self.run_id, fig, "pareto/final.png")
-        finally:
-            close(fig)
+        self.client.log_figure(self.run_id, fig, "pareto/final.png")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "observations.parquet"
             observations.to_parquet(path, index=False)
@@ -149,6 +169,10 @@ class CampaignTracker:
 
     def fail(self, reason: str) -> None:
         """Mark the run failed (a rerun resumes it)."""
+        try:
+            self.wait()
+        except Exception as exc:  # the failure being reported matters more
+            logger.warning("publishing to MLflow failed too: %s", exc)
         if self.run_id:
             self.client.log_batch(self.run_id, tags=[RunTag("paretolab.error", reason[:5000])])
             self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
@@ -161,6 +185,4 @@ class CampaignTracker:
         return f"mlflow ui --backend-store-uri {uri}"
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
 
