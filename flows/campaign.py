@@ -150,7 +150,7 @@ def run_campaign(
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 summary = run_round(store, setup, tracker, round_, size, device)
             _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
-        tracker.finish(store, setup, steps.pareto_table(store, setup))
+        tracker.finish(store, setup, steps.pareto_table(store, setup.objectives))
         rounds = store.read("rounds")
         result = {
             "campaign_dir": str(store.root),
@@ -161,7 +161,7 @@ def run_campaign(
             "mlflow_run_id": tracker.run_id,
             "mlflow_tracking_uri": uri,
             "mlflow_ui": tracker.run_url_hint(),
-            "pareto_front": steps.pareto_table(store, setup).to_dict("records"),
+            "pareto_front": steps.pareto_table(store, setup.objectives).to_dict("records"),
         }
         _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
         return result

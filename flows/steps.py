@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from botorch.models.model import Model
 
 from data.dataset import Dataset, dataset_from_observations
 from data.faults import crash_point
-from data.objectives import to_max_space
+from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume, infer_ref_point, pareto_mask
 from data.store import CampaignStore
 from flows.factories import CampaignSetup
@@ -40,6 +41,7 @@ __all__ = [
     "fit_proxy",
     "initial_design",
     "load_dataset",
+    "pareto_table",
     "propose",
     "record",
     "round_generator",
@@ -300,13 +302,13 @@ def record(
     return {k: float(v) for k, v in summary.items()}
 
 
-def pareto_table(store: CampaignStore, setup: CampaignSetup) -> pd.DataFrame:
+def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:
     """Measured candidates on the current Pareto front, raw objective values."""
     observations = store.read("observations")
     valid = observations[observations["valid"]].drop_duplicates("candidate", keep="last")
-    names = [o.name for o in setup.objectives]
+    names = [o.name for o in objectives]
     if valid.empty:
         return valid[["round", "candidate", *names]]
     raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double)
-    mask = pareto_mask(to_max_space(raw, setup.objectives)).numpy()
+    mask = pareto_mask(to_max_space(raw, objectives)).numpy()
     return valid.loc[mask, ["round", "candidate", *names]].reset_index(drop=True)

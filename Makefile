@@ -1,0 +1,39 @@
+# paretolab: `make demo` installs everything and runs the demo campaign;
+# `make test` installs everything and runs the tests (what CI runs).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch 2.13.0: these machines hold its CPU build on disk; elsewhere pip takes PyPI's
+# default build for the platform (CUDA on Linux x86_64). Override to pick another, e.g.
+#   make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: install demo test lint benchmark clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/build_botorch_extension.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# BoTorch's qLogNEHVI kernel is compiled once here, never inside a campaign or a test;
+	@# a compile that hangs fails the install after 15 minutes instead of hanging runs.
+	timeout 900 $(BIN)/python scripts/build_botorch_extension.py
+	touch $@
+
+demo: install
+	$(BIN)/paretolab run campaigns/branin_currin.yaml
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+benchmark: install
+	$(BIN)/python benchmarks/round_overhead.py
+
+clean:
+	rm -rf $(VENV) .prefect runs

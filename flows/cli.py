@@ -1,0 +1,189 @@
+"""The ``paretolab`` command: run a campaign, look at its state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help=(
+        "paretolab: multi-objective discovery campaigns (propose → measure → track the "
+        "Pareto front), orchestrated by Prefect and logged to MLflow.\n\n"
+        "Start with: paretolab run campaigns/branin_currin.yaml"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    # Must happen before prefect is imported: its logging is configured at import.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    if not verbose:
+        for name in ("mlflow", "alembic", "prefect"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # GP numerics (jitter added to a Cholesky factor) are routine, not news.
+        warnings.filterwarnings("ignore", message="A not p.d., added jitter")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns the campaign's progress events into a rich progress bar."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+        self.task = progress.add_task("starting (Prefect, MLflow)…", total=None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event: dict[str, Any] = getattr(record, "paretolab", {})
+        kind = event.get("event")
+        if kind == "start":
+            self.progress.update(
+                self.task, total=event["total"], completed=event["done"],
+                description=f"campaign in {event['campaign_dir']}",
+            )
+        elif kind == "round":
+            r, hv, calls = event["round"], event["hypervolume"], int(event["oracle_calls"])
+            self.progress.update(
+                self.task,
+                completed=r,
+                description=f"round {r}/{event['total']}  hypervolume {hv:.4g}  oracle calls {calls}",
+            )
+
+
+def _pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    if not rows:
+        table.add_column("no valid measurement yet")
+        return table
+    for column in rows[0]:
+        table.add_column(str(column), justify="right" if column != "candidate" else "left")
+    for row in rows:
+        table.add_row(*(f"{v:.5g}" if isinstance(v, float) else str(v) for v in row.values()))
+    return table
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="campaign YAML, e.g. campaigns/branin_currin.yaml")],
+    campaign_dir: Annotated[
+        Path | None, typer.Option("--dir", help="campaign directory [default: runs/<name>]")
+    ] = None,
+    force_new: Annotated[
+        bool,
+        typer.Option(
+            "--force-new",
+            help="start over even if DIR holds a campaign with another config (the old one is kept beside it)",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's logs")] = False,
+) -> None:
+    """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
+    _quiet_prefect(verbose)
+    from data.store import StoreError
+    from flows.campaign import PROGRESS_LOGGER, prepare, run_campaign
+    from flows.config import ConfigError
+    from flows.runtime import configure_environment
+
+    configure_environment()
+    try:
+        prepared = prepare(config, campaign_dir, force_new)
+    except (ConfigError, StoreError) as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    progress_logger = logging.getLogger(PROGRESS_LOGGER)
+    progress_logger.setLevel(logging.INFO)
+    progress_logger.propagate = False
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        handler = _ProgressHandler(progress)
+        progress_logger.addHandler(handler)
+        try:
+            result = run_campaign(str(config), str(prepared.campaign_dir), force_new)
+        except StoreError as exc:
+            errors.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
+        except Exception as exc:
+            errors.print(
+                f"[red]campaign stopped:[/] {type(exc).__name__}: {exc}\n"
+                f"Everything measured so far is kept in {prepared.campaign_dir}; "
+                f"rerun [bold]paretolab run {config}"
+                f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_FAILED) from None
+        finally:
+            progress_logger.removeHandler(handler)
+
+    hv = result["hypervolume"]
+    console.print(_pareto_table(result["pareto_front"], "Pareto front (measured)"))
+    console.print(
+        f"rounds done: {result['rounds_done']} (stopped by {result['stopped_by']})   "
+        f"oracle calls: {result['oracle_calls']}   "
+        f"hypervolume: {hv[0]:.4g} (initial design) → {hv[-1]:.4g}"
+    )
+    console.print(f"campaign directory: {result['campaign_dir']}")
+    console.print(f"MLflow run: {result['mlflow_run_id']} at {result['mlflow_tracking_uri']}")
+    console.print(f"open the MLflow UI: [bold]{result['mlflow_ui']}[/]", highlight=False)
+
+
+@app.command()
+def status(
+    campaign_dir: Annotated[Path, typer.Argument(help="campaign directory, e.g. runs/branin_currin")],
+) -> None:
+    """Rounds done, oracle calls used, hypervolume history and the current Pareto set."""
+    from data.objectives import Objective
+    from data.store import CampaignStore, StoreError
+    from flows.steps import pareto_table
+
+    try:
+        with CampaignStore.open(campaign_dir, lock=False) as store:
+            rounds = store.read("rounds")
+            requests = store.read("requests")
+            objectives = [Objective(n, d) for n, d in store.meta["objectives"]]
+            front = pareto_table(store, objectives)
+            meta = store.meta
+    except StoreError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    history = Table(title=f"campaign {meta.get('name')} ({campaign_dir})")
+    for column in ("round", "hypervolume", "Pareto points", "measured", "oracle calls", "completed"):
+        history.add_column(column, justify="right")
+    for row in rounds.itertuples():
+        history.add_row(
+            str(row.round), f"{row.hypervolume:.5g}", str(row.n_pareto), str(row.n_observations),
+            str(row.oracle_calls), row.completed_at[:19],
+        )
+    console.print(history)
+    done = int(rounds["round"].max()) if len(rounds) else None
+    console.print(
+        f"rounds done: {'none' if done is None else done} (round 0 = initial design)   "
+        f"oracle calls used: {len(requests)}   reference point (maximized): {meta.get('ref_point')}"
+    )
+    console.print(_pareto_table(front.to_dict("records"), "current Pareto set"))
+    if meta.get("mlflow_run_id"):
+        console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")
+
+
+def main() -> None:
+    """Entry point of the ``paretolab`` script."""
+    app()
