@@ -62,12 +62,8 @@ class SearchSpace(ABC):
 
     def sample(self, n: int, generator: torch.Generator) -> list[str]:
         """``n`` candidates drawn uniformly (per length, then per token)."""
-        lengths = torch.randint(
-            self.min_length, self.max_length + 1, (n,), generator=generator
-        )
-        tokens = torch.randint(
-            0, self.vocab_size, (n, self.max_length), generator=generator
-        )
+        lengths = torch.randint(self.min_length, self.max_length + 1, (n,), generator=generator)
+        tokens = torch.randint(0, self.vocab_size, (n, self.max_length), generator=generator)
         positions = torch.arange(self.max_length).expand(n, -1)
         tokens[positions >= lengths[:, None]] = PAD
         return self.decode(tokens)
@@ -90,9 +86,7 @@ class SequenceSpace(SearchSpace):
         if any(c.isspace() for c in alphabet):
             raise ValueError("alphabet must not contain whitespace")
         if not 1 <= min_length <= max_length:
-            raise ValueError(
-                f"need 1 <= min_length <= max_length, got {min_length}, {max_length}"
-            )
+            raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}")
         self.alphabet = alphabet
         self.min_length = min_length
         self.max_length = max_length

@@ -39,21 +39,48 @@ SCHEMA_VERSION = 1
 
 TABLES: dict[str, dict[str, str]] = {
     # every candidate a generator proposed, valid or not
-    "proposals": {"round": "int64", "generator": "string", "candidate": "string",
-                  "canonical": "string", "reason": "string"},
+    "proposals": {
+        "round": "int64",
+        "generator": "string",
+        "candidate": "string",
+        "canonical": "string",
+        "reason": "string",
+    },
     # the batch chosen for the oracle (round 0 = initial design)
-    "batches": {"round": "int64", "position": "int64", "candidate": "string",
-                "generator": "string", "acquisition_value": "float64"},
+    "batches": {
+        "round": "int64",
+        "position": "int64",
+        "candidate": "string",
+        "generator": "string",
+        "acquisition_value": "float64",
+    },
     # one row per candidate sent to the oracle, written *before* it is sent
-    "requests": {"request_id": "string", "round": "int64", "attempt": "int64",
-                 "candidate": "string", "sent_at": "string"},
+    "requests": {
+        "request_id": "string",
+        "round": "int64",
+        "attempt": "int64",
+        "candidate": "string",
+        "sent_at": "string",
+    },
     # one row per measured candidate; objective columns (raw units) are added per campaign
-    "observations": {"round": "int64", "candidate": "string", "request_id": "string",
-                     "valid": "bool", "reason": "string", "measured_at": "string"},
+    "observations": {
+        "round": "int64",
+        "candidate": "string",
+        "request_id": "string",
+        "valid": "bool",
+        "reason": "string",
+        "measured_at": "string",
+    },
     # one row per completed round
-    "rounds": {"round": "int64", "completed_at": "string", "hypervolume": "float64",
-               "n_pareto": "int64", "n_observations": "int64", "oracle_calls": "int64",
-               "metrics": "string"},
+    "rounds": {
+        "round": "int64",
+        "completed_at": "string",
+        "hypervolume": "float64",
+        "n_pareto": "int64",
+        "n_observations": "int64",
+        "oracle_calls": "int64",
+        "metrics": "string",
+    },
 }
 
 _PART = re.compile(r"^(\d{8})\.parquet$")
@@ -251,16 +278,13 @@ class CampaignStore:
                 frame = pq.read_table(path).to_pandas()
             except Exception as exc:  # pyarrow raises several types for damaged files
                 raise StoreError(
-                    f"{path}: corrupted or truncated store file ({exc}); "
-                    "the store was left untouched"
+                    f"{path}: corrupted or truncated store file ({exc}); the store was left untouched"
                 ) from None
             missing = set(TABLES[table]) - set(frame.columns)
             if missing:
                 raise StoreError(f"{path}: lacks columns {sorted(missing)}")
             frames[table].append(_typed(table, frame))
-        self._tables = {
-            t: pd.concat(fs, ignore_index=True) for t, fs in frames.items() if fs
-        }
+        self._tables = {t: pd.concat(fs, ignore_index=True) for t, fs in frames.items() if fs}
         self._next_seq = len(parts)
 
 

@@ -157,7 +157,7 @@ def run_campaign(
             "rounds_done": int(rounds["round"].max()) if len(rounds) else -1,
             "stopped_by": stopped,
             "hypervolume": rounds["hypervolume"].tolist(),
-            "oracle_calls": int(len(store.read("requests"))),
+            "oracle_calls": len(store.read("requests")),
             "mlflow_run_id": tracker.run_id,
             "mlflow_tracking_uri": uri,
             "mlflow_ui": tracker.run_url_hint(),
@@ -170,4 +170,3 @@ def run_campaign(
         raise
     finally:
         store.close()
-

@@ -55,7 +55,9 @@ class _ProgressHandler(logging.Handler):
         kind = event.get("event")
         if kind == "start":
             self.progress.update(
-                self.task, total=event["total"], completed=event["done"],
+                self.task,
+                total=event["total"],
+                completed=event["done"],
                 description=f"campaign in {event['campaign_dir']}",
             )
         elif kind == "round":
@@ -89,7 +91,8 @@ def run(
         bool,
         typer.Option(
             "--force-new",
-            help="start over even if DIR holds a campaign with another config (the old one is kept beside it)",
+            help="start over even if DIR holds a campaign with another config "
+            "(the old one is kept beside it)",
         ),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's logs")] = False,
@@ -112,8 +115,12 @@ def run(
     progress_logger.setLevel(logging.INFO)
     progress_logger.propagate = False
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         handler = _ProgressHandler(progress)
         progress_logger.addHandler(handler)
@@ -170,8 +177,12 @@ def status(
         history.add_column(column, justify="right")
     for row in rounds.itertuples():
         history.add_row(
-            str(row.round), f"{row.hypervolume:.5g}", str(row.n_pareto), str(row.n_observations),
-            str(row.oracle_calls), row.completed_at[:19],
+            str(row.round),
+            f"{row.hypervolume:.5g}",
+            str(row.n_pareto),
+            str(row.n_observations),
+            str(row.oracle_calls),
+            row.completed_at[:19],
         )
     console.print(history)
     done = int(rounds["round"].max()) if len(rounds) else None

@@ -101,9 +101,7 @@ class GeneticGeneratorConfig(_Strict):
     crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
-GeneratorConfig = Annotated[
-    RandomGeneratorConfig | GeneticGeneratorConfig, Field(discriminator="kind")
-]
+GeneratorConfig = Annotated[RandomGeneratorConfig | GeneticGeneratorConfig, Field(discriminator="kind")]
 
 
 class RuntimeConfig(_Strict):
@@ -111,7 +109,9 @@ class RuntimeConfig(_Strict):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int | None = Field(
-        1, ge=1, description="torch threads; 1 is fastest for GP work on small machines, null = torch's default"
+        1,
+        ge=1,
+        description="torch threads; 1 is fastest for GP work on small machines, null = torch's default",
     )
 
 
@@ -156,7 +156,12 @@ class CampaignConfig(_Strict):
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ("grid", "sequence", "random", "genetic"))) or "(top level)"
+    return (
+        ".".join(
+            str(p) for p in loc if not (isinstance(p, str) and p in ("grid", "sequence", "random", "genetic"))
+        )
+        or "(top level)"
+    )
 
 
 def parse_config(data: Any, source: str) -> CampaignConfig:

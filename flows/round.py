@@ -29,8 +29,16 @@ logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 STEP_NAMES = (
-    "load_dataset", "fit_proxy", "build_acquisition", "update_generator", "propose",
-    "build_pool", "select_batch", "evaluate", "record", "publish",
+    "load_dataset",
+    "fit_proxy",
+    "build_acquisition",
+    "update_generator",
+    "propose",
+    "build_pool",
+    "select_batch",
+    "evaluate",
+    "record",
+    "publish",
 )
 SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
 """Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
@@ -95,9 +103,9 @@ def run_round(
     else:
         logger.info("round %d: batch already selected, resuming at evaluation", round_)
 
-    evaluation = step(
-        "evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1
-    )(store, setup, round_)
+    evaluation = step("evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1)(
+        store, setup, round_
+    )
     metrics |= {f"oracle/{k}": v for k, v in evaluation.items()}
     metrics |= {f"time/{k}": v for k, v in timings.items()}
     metrics["time/science"] = sum(timings.get(k, 0.0) for k in SCIENCE_STEPS)

@@ -73,15 +73,11 @@ def round_generator(seed: int, round_: int, stream: str) -> torch.Generator:
 # 1 ---------------------------------------------------------------------------------------
 def load_dataset(store: CampaignStore, setup: CampaignSetup, device: torch.device) -> Dataset:
     """Finite measurements so far, in maximization space."""
-    return dataset_from_observations(
-        store.read("observations"), setup.space, setup.objectives, device
-    )
+    return dataset_from_observations(store.read("observations"), setup.space, setup.objectives, device)
 
 
 # 2 ---------------------------------------------------------------------------------------
-def fit_proxy(
-    setup: CampaignSetup, dataset: Dataset, round_: int
-) -> tuple[Model, dict[str, float]]:
+def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Model, dict[str, float]]:
     """Fit the proxy on the dataset; metrics are held-out RMSE/NLL/Spearman."""
     torch.manual_seed(round_seed(setup.config.seed, round_, "proxy-internal"))
     return fit_gp_proxy(
@@ -234,15 +230,22 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
     if not todo:
         return {"n_sent": 0.0}
     requests = store.read("requests")
-    attempt = int(requests.loc[requests["round"] == round_, "attempt"].max()) + 1 if (
-        requests["round"] == round_
-    ).any() else 1
+    attempt = (
+        int(requests.loc[requests["round"] == round_, "attempt"].max()) + 1
+        if (requests["round"] == round_).any()
+        else 1
+    )
     request_id = f"round{round_}-attempt{attempt}"
     store.append(
         "requests",
         pd.DataFrame(
-            {"request_id": request_id, "round": round_, "attempt": attempt,
-             "candidate": todo, "sent_at": _now()}
+            {
+                "request_id": request_id,
+                "round": round_,
+                "attempt": attempt,
+                "candidate": todo,
+                "sent_at": _now(),
+            }
         ),
     )
     crash_point("evaluate.before_oracle")
@@ -295,9 +298,7 @@ def record(
     }
     store.append(
         "rounds",
-        pd.DataFrame(
-            [{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]
-        ),
+        pd.DataFrame([{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]),
     )
     return {k: float(v) for k, v in summary.items()}
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -89,8 +88,10 @@ class CampaignTracker:
         run = self.client.create_run(
             experiment_id,
             run_name=name,
-            tags={"paretolab.campaign_dir": str(store.root.resolve()),
-                  "paretolab.config_hash": str(store.meta.get("config_hash"))},
+            tags={
+                "paretolab.campaign_dir": str(store.root.resolve()),
+                "paretolab.config_hash": str(store.meta.get("config_hash")),
+            },
         )
         self.run_id = run.info.run_id
         store.update_meta(mlflow_run_id=self.run_id, mlflow_tracking_uri=self.tracking_uri)
@@ -139,8 +140,11 @@ class CampaignTracker:
                 **json.loads(row.metrics),
             }
             timestamp = int(1000 * datetime.fromisoformat(row.completed_at).timestamp())
-            metrics = [Metric(k.replace("/", "."), float(v), timestamp, int(row.round))
-                       for k, v in values.items() if v == v]
+            metrics = [
+                Metric(k.replace("/", "."), float(v), timestamp, int(row.round))
+                for k, v in values.items()
+                if v == v
+            ]
             # hypervolume last: its presence marks the round as published
             metrics.sort(key=lambda m: m.key == "hypervolume")
             seen = observations[observations["round"] <= row.round]
@@ -183,6 +187,3 @@ class CampaignTracker:
         if uri.startswith(("http://", "https://")):
             return f"open {uri}"
         return f"mlflow ui --backend-store-uri {uri}"
-
-
-

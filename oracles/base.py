@@ -24,6 +24,7 @@ __all__ = ["Objective", "Oracle", "OracleError", "OracleResult"]
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class OracleResult:
     """Measured values ``n x m`` in raw units (NaN rows for failures) and reasons."""
@@ -120,15 +121,17 @@ class Oracle(ABC):
         else:
             if values.ndim == 1 and m == 1:
                 values = values.unsqueeze(-1)
-            why = None if values.shape == (n, m) else (
-                f"oracle returned shape {tuple(values.shape)}, expected ({n}, {m})"
+            why = (
+                None
+                if values.shape == (n, m)
+                else (f"oracle returned shape {tuple(values.shape)}, expected ({n}, {m})")
             )
         if why is not None:
             return torch.full((n, m), math.nan, dtype=torch.double), [why] * n
         reasons: list[str | None] = []
         finite = torch.isfinite(values)
         for row in range(n):
-            bad = [o.name for o, ok in zip(self.objectives, finite[row].tolist()) if not ok]
+            bad = [o.name for o, ok in zip(self.objectives, finite[row].tolist(), strict=False) if not ok]
             reasons.append(f"non-finite value for {', '.join(bad)}" if bad else None)
         values[~finite.all(dim=1)] = math.nan
         return values, reasons

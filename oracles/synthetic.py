@@ -21,7 +21,7 @@ __all__ = ["BraninCurrinOracle", "DTLZ2Oracle", "GridTestProblemOracle"]
 class GridTestProblemOracle(Oracle):
     """A BoTorch multi-objective test problem evaluated at grid points."""
 
-    def __init__(self, space: SearchSpace, problem: MultiObjectiveTestProblem, names: list[str]):
+    def __init__(self, space: SearchSpace, problem: MultiObjectiveTestProblem, names: list[str]) -> None:
         if not isinstance(space, GridSpace) or space.dims != problem.dim:
             raise ValueError(
                 f"{type(self).__name__} needs a grid space with {problem.dim} dims, got {space!r}"

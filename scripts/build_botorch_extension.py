@@ -33,9 +33,8 @@ def main() -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as build_dir:
         os.environ["TORCH_EXTENSIONS_DIR"] = build_dir
-        from torch.utils.cpp_extension import load
-
         import botorch.acquisition.multi_objective.logei as logei
+        from torch.utils.cpp_extension import load
 
         source = Path(logei.__file__).parents[2] / "csrc" / "logei_fused.cpp"
         module = load(

@@ -60,7 +60,7 @@ def fit_gp_proxy(
     """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first."""
     n = X.shape[0]
     metrics: dict[str, float] = {"n_train": float(n)}
-    n_hold = int(round(holdout_fraction * n))
+    n_hold = round(holdout_fraction * n)
     if n >= MIN_POINTS_FOR_METRICS and n_hold >= 2:
         order = torch.randperm(n, generator=generator).to(X.device)
         hold, train = order[:n_hold], order[n_hold:]
