@@ -1,0 +1,1 @@
+"""Test oracles and campaign configs shared by the test modules."""

@@ -1,0 +1,67 @@
+"""Oracles for tests: they count calls on disk and fail on purpose."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from data.spaces import SearchSpace
+from oracles.synthetic import BraninCurrinOracle
+
+CALL_LOG = "PARETOLAB_TEST_CALL_LOG"
+
+
+class CountingOracle(BraninCurrinOracle):
+    """Branin-Currin that appends every candidate it evaluates to a file ($PARETOLAB_TEST_CALL_LOG).
+
+    The line is written and fsynced before the values are computed, so a process killed
+    inside the call still leaves the count of what it was asked to measure.
+    """
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        path = Path(os.environ[CALL_LOG])
+        with path.open("a") as fh:
+            fh.write("".join(f"{x}\n" for x in xs))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return super()._evaluate(xs)
+
+
+class FlakyOracle(BraninCurrinOracle):
+    """Fails for chosen candidates in chosen ways: NaN, inf, raising."""
+
+    def __init__(self, space: SearchSpace, nan_level: int = 1, inf_level: int = 2, raise_level: int = 3) -> None:
+        super().__init__(space)
+        self.nan_level, self.inf_level, self.raise_level = nan_level, inf_level, raise_level
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        firsts = [int(x.split(",")[0]) for x in xs]
+        if self.raise_level in firsts:
+            raise RuntimeError(f"instrument error at level {self.raise_level}")
+        values = super()._evaluate(xs)
+        for i, first in enumerate(firsts):
+            if first == self.nan_level:
+                values[i, 0] = math.nan
+            if first == self.inf_level:
+                values[i, 1] = math.inf
+        return values
+
+
+class BrokenOracle(BraninCurrinOracle):
+    """Raises for every call until the file $PARETOLAB_TEST_REPAIRED exists."""
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        if not Path(os.environ.get("PARETOLAB_TEST_REPAIRED", "/nonexistent")).exists():
+            raise ConnectionError("instrument offline")
+        return super()._evaluate(xs)
+
+
+class WrongShapeOracle(BraninCurrinOracle):
+    """Returns one row too few."""
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        return torch.zeros(len(xs) - 1, 2)

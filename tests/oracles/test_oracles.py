@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+from botorch.test_functions.multi_objective import BraninCurrin
+
+from data.spaces import GridSpace, SequenceSpace
+from oracles.base import OracleError
+from oracles.registry import UnknownOracleError, available_oracles, oracle_class
+from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
+from tests.helpers.oracles import FlakyOracle, WrongShapeOracle
+
+
+def test_branin_currin_matches_botorch_at_grid_points():
+    space = GridSpace(2, 32)
+    result = BraninCurrinOracle(space)(["0,0", "31,31", "10,20"])
+    unit = torch.tensor([[0, 0], [31, 31], [10, 20]], dtype=torch.double) / 31
+    assert torch.allclose(result.values, BraninCurrin()(unit))
+    assert result.reasons == [None] * 3
+    assert [o.direction for o in BraninCurrinOracle(space).objectives] == ["min", "min"]
+
+
+def test_dtlz2_objectives_and_space_checks():
+    oracle = DTLZ2Oracle(GridSpace(4, 8), num_objectives=3)
+    assert oracle.num_objectives == 3 and oracle.ref_point == (1.1, 1.1, 1.1)
+    assert oracle(["1,2,3,4"]).values.shape == (1, 3)
+    with pytest.raises(ValueError, match="grid space with 2 dims"):
+        BraninCurrinOracle(GridSpace(3, 8))
+    with pytest.raises(ValueError, match="grid space"):
+        BraninCurrinOracle(SequenceSpace("AB", 1, 2))
+
+
+def test_invalid_nan_inf_and_raising_candidates_are_rows_with_reasons():
+    oracle = FlakyOracle(GridSpace(2, 8))
+    result = oracle(["0,0", "1,0", "2,0", "3,0", "9,9", "4,4"])
+    assert result.valid.tolist() == [True, False, False, False, False, True]
+    assert "non-finite value for branin" in result.reasons[1]
+    assert "non-finite value for currin" in result.reasons[2]
+    assert "instrument error" in result.reasons[3]
+    assert "invalid candidate" in result.reasons[4]
+    assert torch.isnan(result.values[1:5]).all() and torch.isfinite(result.values[[0, 5]]).all()
+
+
+def test_a_batch_that_fails_entirely_raises_for_a_retry():
+    oracle = FlakyOracle(GridSpace(2, 8), raise_level=3)
+    with pytest.raises(OracleError, match="every candidate"):
+        oracle(["3,0", "3,1"])
+    with pytest.raises(OracleError, match="instrument error"):
+        oracle(["3,5"])
+
+
+def test_wrong_shape_marks_every_row_failed():
+    result = WrongShapeOracle(GridSpace(2, 8))(["0,0", "1,1"])
+    assert not result.valid.any()
+    assert "shape (1, 2), expected (2, 2)" in result.reasons[0]
+    assert math.isnan(result.values[0, 0])
+
+
+def test_registry_by_name_import_path_and_unknown():
+    assert oracle_class("branin_currin") is BraninCurrinOracle
+    assert oracle_class("tests.helpers.oracles:FlakyOracle") is FlakyOracle
+    assert {"branin_currin", "dtlz2"} <= set(available_oracles())
+    with pytest.raises(UnknownOracleError, match="unknown oracle 'nope'; available: branin_currin"):
+        oracle_class("nope")
+    with pytest.raises(UnknownOracleError, match="cannot import"):
+        oracle_class("no_such_module:Thing")
+    with pytest.raises(UnknownOracleError, match="not an Oracle subclass"):
+        oracle_class("math:sqrt")
