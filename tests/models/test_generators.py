@@ -47,8 +47,8 @@ def test_genetic_tournaments_favour_the_pareto_front():
     generator = GeneticGenerator(space)
     generator.update(None, data)
     chosen = generator._tournament(4000, torch.Generator().manual_seed(0))
-    share = (generator._rank[chosen] == 0).float().mean()
-    p = (generator._rank == 0).float().mean()
+    share = float((generator._rank[chosen] == 0).float().mean())
+    p = float((generator._rank == 0).float().mean())
     assert share == pytest.approx(1 - (1 - p) ** 2, abs=0.02)  # binary tournament
 
 
