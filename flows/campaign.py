@@ -80,7 +80,7 @@ def check_resumable(config: CampaignConfig, campaign_dir: Path, force_new: bool)
 def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new: bool) -> Prepared:
     """Load and cross-check everything; writes nothing. Raises ConfigError."""
     config = load_config(config_path)
-    setup = build_setup(config)
+    setup = build_setup(config, str(config_path))
     directory = Path(campaign_dir) if campaign_dir else default_campaign_dir(config)
     check_resumable(config, directory, force_new)
     return Prepared(config, setup, directory)

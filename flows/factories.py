@@ -74,8 +74,15 @@ def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
         raise ConfigError(f"oracle: {config.oracle.name}: {exc}") from None
 
 
-def build_setup(config: CampaignConfig) -> CampaignSetup:
-    """Build and cross-check every component; raises ConfigError naming the field."""
+def build_setup(config: CampaignConfig, source: str = "campaign config") -> CampaignSetup:
+    """Build and cross-check every component; ConfigError names ``source`` and the field."""
+    try:
+        return _build_setup(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_setup(config: CampaignConfig) -> CampaignSetup:
     space = build_space(config.space)
     oracle = _build_oracle(config, space)
     m = oracle.num_objectives

@@ -9,8 +9,13 @@ from data.store import CampaignLockedError, CampaignStore, StoreError
 
 def _batch(round_, candidates):
     return pd.DataFrame(
-        {"round": round_, "position": range(len(candidates)), "candidate": candidates,
-         "generator": "random", "acquisition_value": 0.5}
+        {
+            "round": round_,
+            "position": range(len(candidates)),
+            "candidate": candidates,
+            "generator": "random",
+            "acquisition_value": 0.5,
+        }
     )
 
 

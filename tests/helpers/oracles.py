@@ -34,7 +34,9 @@ class CountingOracle(BraninCurrinOracle):
 class FlakyOracle(BraninCurrinOracle):
     """Fails for chosen candidates in chosen ways: NaN, inf, raising."""
 
-    def __init__(self, space: SearchSpace, nan_level: int = 1, inf_level: int = 2, raise_level: int = 3) -> None:
+    def __init__(
+        self, space: SearchSpace, nan_level: int = 1, inf_level: int = 2, raise_level: int = 3
+    ) -> None:
         super().__init__(space)
         self.nan_level, self.inf_level, self.raise_level = nan_level, inf_level, raise_level
 

@@ -1,0 +1,158 @@
+"""End to end through a real Prefect API, a real MLflow store on disk and real BoTorch fits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from typer.testing import CliRunner
+
+from data.store import CampaignStore
+from flows.campaign import CampaignMismatchError, run_campaign
+from flows.cli import app
+from tests.helpers.configs import write_config
+
+runner = CliRunner()
+
+
+def _store(path):
+    return CampaignStore.open(path, lock=False)
+
+
+def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
+    config = write_config(tmp_path / "c.yaml")
+    campaign = tmp_path / "runs" / "demo"
+    state = run_campaign(str(config), str(campaign), return_state=True)
+    assert state.is_completed()
+    result = state.result()
+
+    with get_client(sync_client=True) as client:
+        rounds = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert sorted(r.name for r in rounds) == ["round-0", "round-1", "round-2", "round-3"]
+    assert all(r.state.is_completed() for r in rounds)
+
+    with _store(campaign) as store:
+        batches, observations = store.read("batches"), store.read("observations")
+        rounds_table, requests = store.read("rounds"), store.read("requests")
+        ref = store.meta["ref_point"]
+    assert batches.groupby("round").size().tolist() == [6, 3, 3, 3]
+    assert len(observations) == 15 and observations["candidate"].is_unique
+    assert observations["valid"].all()
+    assert len(requests) == 15 and (requests["attempt"] == 1).all()
+    assert set(batches.loc[batches["round"] > 0, "generator"]) <= {"random", "genetic"}
+    hv = rounds_table["hypervolume"].tolist()
+    assert hv == result["hypervolume"] and len(hv) == 4
+    assert all(b >= a for a, b in zip(hv, hv[1:], strict=False)) and hv[-1] > hv[0]
+    assert ref == [-18.0, -6.0]  # BoTorch's Branin-Currin reference point, maximized
+    metrics = json.loads(rounds_table["metrics"].iloc[3])  # 12 points: held-out metrics
+    assert {"proxy/rmse", "pool_size", "time/fit_proxy", "time/select_batch"} <= metrics.keys()
+
+    mlflow = MlflowClient(result["mlflow_tracking_uri"])
+    assert result["mlflow_tracking_uri"] == f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}"
+    run = mlflow.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["batch_size"] == "3" and run.data.params["generators.1.kind"] == "genetic"
+    history = mlflow.get_metric_history(run.info.run_id, "hypervolume")
+    assert [m.step for m in history] == [0, 1, 2, 3] and [m.value for m in history] == hv
+    for key in ("proxy.rmse", "oracle_calls", "n_pareto", "time.science", "pool_size"):
+        assert mlflow.get_metric_history(run.info.run_id, key), key
+    pareto = {a.path for a in mlflow.list_artifacts(run.info.run_id, "pareto")}
+    assert {"pareto/round_0000.png", "pareto/round_0003.png", "pareto/final.png"} <= pareto
+    tables = {a.path for a in mlflow.list_artifacts(run.info.run_id, "tables")}
+    assert {"tables/observations.parquet", "tables/observations.json", "tables/pareto_front.json"} <= tables
+
+    # A rerun of a finished campaign measures nothing; more rounds continue where it stopped.
+    again = run_campaign(str(config), str(campaign))
+    assert again["oracle_calls"] == 15 and again["mlflow_run_id"] == result["mlflow_run_id"]
+    write_config(config, rounds=4)
+    extended = run_campaign(str(config), str(campaign))
+    assert extended["rounds_done"] == 4 and extended["oracle_calls"] == 18
+    assert extended["hypervolume"][:4] == hv
+    assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "hypervolume")] == [0, 1, 2, 3, 4]
+
+
+def test_same_seed_same_campaign(tmp_path, prefect_api):
+    config = write_config(tmp_path / "c.yaml", rounds=2)
+    first = run_campaign(str(config), str(tmp_path / "a"))
+    second = run_campaign(str(config), str(tmp_path / "b"))
+    assert first["hypervolume"] == second["hypervolume"]
+    with _store(tmp_path / "a") as a, _store(tmp_path / "b") as b:
+        assert a.read("batches").equals(b.read("batches"))
+
+
+def test_changed_config_is_refused_and_force_new_keeps_the_old_campaign(tmp_path, prefect_api):
+    config = write_config(tmp_path / "c.yaml", rounds=1)
+    campaign = tmp_path / "camp"
+    run_campaign(str(config), str(campaign))
+    write_config(config, rounds=1, batch_size=2)
+    with pytest.raises(CampaignMismatchError, match="changed: batch_size.*--force-new"):
+        run_campaign(str(config), str(campaign))
+    result = runner.invoke(app, ["run", str(config), "--dir", str(campaign)])
+    assert result.exit_code == 2 and "different config" in result.output
+    fresh = run_campaign(str(config), str(campaign), force_new=True)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("camp.old-")]
+    assert len(kept) == 1 and len(_store(kept[0]).read("observations")) == 9
+    assert fresh["oracle_calls"] == 8
+
+
+def test_failed_candidates_are_recorded_and_the_round_goes_on(tmp_path, prefect_api):
+    config = write_config(
+        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:FlakyOracle"}, initial_design=12, rounds=1
+    )
+    result = run_campaign(str(config), str(tmp_path / "camp"))
+    with _store(tmp_path / "camp") as store:
+        observations = store.read("observations")
+    failed = observations[~observations["valid"]]
+    assert result["rounds_done"] == 1 and len(failed) >= 1
+    assert failed["reason"].str.contains("non-finite|instrument error").all()
+    assert failed[["branin", "currin"]].isna().all().all()
+    assert observations["candidate"].is_unique
+
+
+def test_oracle_down_for_a_whole_batch_is_retried_then_resumed(tmp_path, prefect_api, monkeypatch):
+    repaired = tmp_path / "repaired"
+    monkeypatch.setenv("PARETOLAB_TEST_REPAIRED", str(repaired))
+    config = write_config(
+        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:BrokenOracle"}, rounds=1, oracle_retries=1
+    )
+    state = run_campaign(
+        str(config),
+        str(tmp_path / "camp"),
+        return_state=True,
+    )
+    assert state.is_failed()
+    with _store(tmp_path / "camp") as store:
+        assert store.read("requests")["attempt"].unique().tolist() == [1, 2]  # first try + 1 retry
+        assert store.read("observations").empty and store.read("rounds").empty
+        run_id = store.meta["mlflow_run_id"]
+    assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(run_id).info.status == "FAILED"
+
+    repaired.touch()
+    result = run_campaign(str(config), str(tmp_path / "camp"))
+    with _store(tmp_path / "camp") as store:
+        requests, observations = store.read("requests"), store.read("observations")
+    assert result["rounds_done"] == 1 and result["mlflow_run_id"] == run_id
+    assert requests.loc[requests["round"] == 0, "attempt"].max() == 3
+    assert observations["candidate"].is_unique and len(observations) == 9
+
+
+def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path / "c.yaml", rounds=1)
+    result = runner.invoke(app, ["run", str(config)])
+    assert result.exit_code == 0, result.output
+    for text in ("Pareto front", "oracle calls: 9", "runs/test_campaign", "mlflow ui --backend-store-uri"):
+        assert text in result.output
+    status = runner.invoke(app, ["status", "runs/test_campaign"])
+    assert status.exit_code == 0, status.output
+    assert "rounds done: 1" in status.output and "oracle calls used: 9" in status.output
+    assert "current Pareto set" in status.output
+    missing = runner.invoke(app, ["status", "nowhere"])
+    assert missing.exit_code == 2 and "does not hold a campaign" in missing.output

@@ -1,0 +1,69 @@
+"""Bad input: one clear error line naming the field, exit code 2, nothing written."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.config import ConfigError, load_config
+from flows.factories import build_setup
+from tests.helpers.configs import small_config, write_config
+
+runner = CliRunner()
+
+CASES = [
+    ({"batch_size": 0}, "batch_size: Input should be greater than 0"),
+    ({"generators": [{"kind": "nope"}]}, "generators.0: Input tag 'nope'"),
+    ({"oracle": {"name": "nope"}}, "oracle.name: unknown oracle 'nope'"),
+    ({"oracle": {"name": "branin_currin", "params": {"speed": 3}}}, "oracle.params:"),
+    ({"ref_point": [1.0, 2.0, 3.0]}, "ref_point: has 3 values but oracle 'branin_currin' has 2 objectives"),
+    ({"space": {"kind": "grid", "dims": 3, "levels": 8}}, "oracle: branin_currin: BraninCurrinOracle needs"),
+    ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ({"rounds": "many"}, "rounds: Input should be a valid integer"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CASES)
+def test_bad_configs_name_the_field(tmp_path, overrides, message):
+    path = write_config(tmp_path / "c.yaml", **overrides)
+    with pytest.raises(ConfigError) as info:
+        build_setup(load_config(path), str(path))
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "message"), CASES[:3])
+def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "c.yaml", **overrides)
+    result = runner.invoke(app, ["run", str(path), "--dir", str(tmp_path / "campaign")])
+    assert result.exit_code == 2
+    assert message in result.output and result.output.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nspace: {kind: grid\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ invalid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_identity_hash_ignores_rounds_budget_runtime_and_tracking():
+    from flows.config import parse_config
+
+    base = parse_config(small_config(), "x")
+    same = parse_config(small_config(rounds=9, budget=50, runtime={"torch_threads": 2}), "x")
+    other = parse_config(small_config(batch_size=4), "x")
+    assert base.identity_hash() == same.identity_hash() != other.identity_hash()
+
+
+def test_shipped_campaigns_are_valid():
+    from tests.conftest import ROOT
+
+    for path in (ROOT / "campaigns").glob("*.yaml"):
+        build_setup(load_config(path))
