@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -49,7 +50,7 @@ def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
     assert set(batches.loc[batches["round"] > 0, "generator"]) <= {"random", "genetic"}
     hv = rounds_table["hypervolume"].tolist()
     assert hv == result["hypervolume"] and len(hv) == 4
-    assert all(b >= a for a, b in zip(hv, hv[1:], strict=False)) and hv[-1] > hv[0]
+    assert all(b >= a for a, b in itertools.pairwise(hv)) and hv[-1] > hv[0]
     assert ref == [-18.0, -6.0]  # BoTorch's Branin-Currin reference point, maximized
     metrics = json.loads(rounds_table["metrics"].iloc[3])  # 12 points: held-out metrics
     assert {"proxy/rmse", "pool_size", "time/fit_proxy", "time/select_batch"} <= metrics.keys()
@@ -92,7 +93,7 @@ def test_changed_config_is_refused_and_force_new_keeps_the_old_campaign(tmp_path
     campaign = tmp_path / "camp"
     run_campaign(str(config), str(campaign))
     write_config(config, rounds=1, batch_size=2)
-    with pytest.raises(CampaignMismatchError, match="changed: batch_size.*--force-new"):
+    with pytest.raises(CampaignMismatchError, match=r"changed: batch_size.*--force-new"):
         run_campaign(str(config), str(campaign))
     result = runner.invoke(app, ["run", str(config), "--dir", str(campaign)])
     assert result.exit_code == 2 and "different config" in result.output

@@ -33,7 +33,7 @@ def test_small_datasets_skip_metrics_but_still_fit():
 
 
 def test_qlognehvi_batch_is_distinct_and_beats_random_picks():
-    space, oracle, xs, X, Y = _data(20)
+    space, oracle, _xs, X, Y = _data(20)
     ref = to_max_space(torch.tensor(oracle.ref_point, dtype=torch.double), oracle.objectives)
     model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
     acqf = build_qlognehvi(model, X, ref, mc_samples=64, seed=0)
@@ -50,7 +50,7 @@ def test_qlognehvi_batch_is_distinct_and_beats_random_picks():
 
 
 def test_select_batch_handles_small_pools():
-    space, oracle, xs, X, Y = _data(12)
+    space, oracle, _xs, X, Y = _data(12)
     ref = to_max_space(torch.tensor(oracle.ref_point, dtype=torch.double), oracle.objectives)
     model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
     acqf = build_qlognehvi(model, X, ref, mc_samples=16, seed=0)
