@@ -1,0 +1,15 @@
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from tests.conftest import ROOT
+
+
+def test_every_deployment_points_at_a_flow_with_valid_parameters(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert spec["deployments"]
+    for deployment in spec["deployments"]:
+        flow = load_flow_from_entrypoint(deployment["entrypoint"])
+        assert flow.name == "paretolab-campaign"
+        flow.validate_parameters(deployment.get("parameters", {}))
+        assert (ROOT / deployment["parameters"]["config_path"]).is_file()
