@@ -16,8 +16,6 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -261,10 +259,12 @@ class CampaignStore:
                 if not match:
                     raise StoreError(f"{path}: unexpected file in the campaign store")
                 parts[int(match.group(1))] = (table, path)
-        expected = set(range(len(parts)))
         if self._lock_fd is None:  # a reader may race the writer: keep the complete prefix
-            parts = {s: p for s, p in parts.items() if set(range(s + 1)) <= parts.keys()}
-            expected = set(parts)
+            complete = 0
+            while complete in parts:
+                complete += 1
+            parts = {seq: part for seq, part in parts.items() if seq < complete}
+        expected = set(range(len(parts)))
         if set(parts) != expected:
             gaps = sorted(expected - set(parts))[:5]
             raise StoreError(
@@ -297,13 +297,3 @@ def _typed(table: str, rows: pd.DataFrame) -> pd.DataFrame:
     for column, dtype in TABLES[table].items():
         rows[column] = rows[column].astype(dtype)
     return rows
-
-
-@contextmanager
-def opened(root: Path, *, lock: bool = True) -> Iterator[CampaignStore]:
-    """``CampaignStore.open`` as a context manager that releases the lock."""
-    store = CampaignStore.open(root, lock=lock)
-    try:
-        yield store
-    finally:
-        store.close()

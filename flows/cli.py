@@ -32,9 +32,10 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
-def _quiet_prefect(verbose: bool) -> None:
-    # Must happen before prefect is imported: its logging is configured at import.
+def _quiet_logs(verbose: bool) -> None:
+    # Must happen before prefect and mlflow are imported: they configure logging at import.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     if not verbose:
         for name in ("mlflow", "alembic", "prefect"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -98,7 +99,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's logs")] = False,
 ) -> None:
     """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
-    _quiet_prefect(verbose)
+    _quiet_logs(verbose)
     from data.store import StoreError
     from flows.campaign import PROGRESS_LOGGER, prepare, run_campaign
     from flows.config import ConfigError
@@ -188,11 +189,22 @@ def status(
     done = int(rounds["round"].max()) if len(rounds) else None
     console.print(
         f"rounds done: {'none' if done is None else done} (round 0 = initial design)   "
-        f"oracle calls used: {len(requests)}   reference point (maximized): {meta.get('ref_point')}"
+        f"oracle calls used: {len(requests)}   reference point: {_raw_ref_point(meta, objectives)}"
     )
     console.print(_pareto_table(front.to_dict("records"), "current Pareto set"))
     if meta.get("mlflow_run_id"):
         console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")
+
+
+def _raw_ref_point(meta: dict[str, Any], objectives: list[Any]) -> str:
+    import torch
+
+    from data.objectives import to_max_space
+
+    if "ref_point" not in meta:
+        return "not fixed yet"
+    raw = to_max_space(torch.tensor(meta["ref_point"], dtype=torch.double), objectives)
+    return ", ".join(f"{o.name} {v:.4g}" for o, v in zip(objectives, raw.tolist(), strict=True))
 
 
 def main() -> None:

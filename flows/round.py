@@ -22,24 +22,12 @@ from flows.factories import CampaignSetup
 from flows.tracking import CampaignTracker
 from models.rewards import ProxyReward
 
-__all__ = ["STEP_NAMES", "run_round"]
+__all__ = ["SCIENCE_STEPS", "run_round"]
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STEP_NAMES = (
-    "load_dataset",
-    "fit_proxy",
-    "build_acquisition",
-    "update_generator",
-    "propose",
-    "build_pool",
-    "select_batch",
-    "evaluate",
-    "record",
-    "publish",
-)
 SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
 """Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
 
