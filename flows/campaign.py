@@ -161,6 +161,7 @@ def run_campaign(
             "mlflow_run_id": tracker.run_id,
             "mlflow_tracking_uri": uri,
             "mlflow_ui": tracker.run_url_hint(),
+            "mlflow_background_seconds": tracker.background_seconds,
             "pareto_front": steps.pareto_table(store, setup.objectives).to_dict("records"),
         }
         _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})

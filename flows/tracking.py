@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,8 @@ class CampaignTracker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paretolab-mlflow")
         self._pending: list[Future[None]] = []
         self._published: set[int] | None = None
+        self.background_seconds = 0.0
+        """Time the background thread spent logging rounds (overlaps the next round)."""
 
     def start(self, store: CampaignStore, config: dict[str, Any], name: str) -> str:
         """Open the campaign's run (the stored one if it still exists) and mark it running."""
@@ -126,6 +129,15 @@ class CampaignTracker:
     def _publish_rounds(
         self, rounds: pd.DataFrame, observations: pd.DataFrame, objectives: tuple, name: str
     ) -> None:
+        start = time.perf_counter()
+        try:
+            self._log_rounds(rounds, observations, objectives, name)
+        finally:
+            self.background_seconds += time.perf_counter() - start
+
+    def _log_rounds(
+        self, rounds: pd.DataFrame, observations: pd.DataFrame, objectives: tuple, name: str
+    ) -> None:
         if self._published is None:
             history = self.client.get_metric_history(self.run_id, "hypervolume")
             self._published = {m.step for m in history}
@@ -140,11 +152,7 @@ class CampaignTracker:
                 **json.loads(row.metrics),
             }
             timestamp = int(1000 * datetime.fromisoformat(row.completed_at).timestamp())
-            metrics = [
-                Metric(k.replace("/", "."), float(v), timestamp, int(row.round))
-                for k, v in values.items()
-                if v == v
-            ]
+            metrics = [Metric(k, float(v), timestamp, int(row.round)) for k, v in values.items() if v == v]
             # hypervolume last: its presence marks the round as published
             metrics.sort(key=lambda m: m.key == "hypervolume")
             seen = observations[observations["round"] <= row.round]

@@ -62,7 +62,7 @@ def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
     assert run.data.params["batch_size"] == "3" and run.data.params["generators.1.kind"] == "genetic"
     history = mlflow.get_metric_history(run.info.run_id, "hypervolume")
     assert [m.step for m in history] == [0, 1, 2, 3] and [m.value for m in history] == hv
-    for key in ("proxy.rmse", "oracle_calls", "n_pareto", "time.science", "pool_size"):
+    for key in ("proxy/rmse", "oracle_calls", "n_pareto", "time/science", "pool_size"):
         assert mlflow.get_metric_history(run.info.run_id, key), key
     pareto = {a.path for a in mlflow.list_artifacts(run.info.run_id, "pareto")}
     assert {"pareto/round_0000.png", "pareto/round_0003.png", "pareto/final.png"} <= pareto
