@@ -6,7 +6,7 @@ Runs a campaign config (default: the demo) in a temporary directory through the 
 time of the round (Prefect subflow, all tasks, store writes, MLflow publishing) with the
 time spent inside the science steps, as timed by the steps themselves.
 
-    python benchmarks/round_overhead.py [campaigns/branin_currin.yaml] [--rounds N]
+    python benchmarks/round_overhead.py [campaigns/branin_currin.yaml]
 
 Target (issue 2): orchestration + tracking under 10% of round time.
 """

@@ -12,7 +12,7 @@ from torch import Tensor
 from data.objectives import Objective, to_max_space
 from data.spaces import SearchSpace
 
-__all__ = ["Dataset", "dataset_from_observations"]
+__all__ = ["Dataset", "dataset_from_observations", "valid_observations"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,11 @@ class Dataset:
         return len(self.candidates)
 
 
+def valid_observations(observations: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a finite measurement, one per candidate (the latest wins)."""
+    return observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+
+
 def dataset_from_observations(
     observations: pd.DataFrame,
     space: SearchSpace,
@@ -34,7 +39,7 @@ def dataset_from_observations(
     device: torch.device | None = None,
 ) -> Dataset:
     """Valid observations as a :class:`Dataset` (the latest value wins for a candidate)."""
-    valid = observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+    valid = valid_observations(observations)
     names = [o.name for o in objectives]
     raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double).reshape(-1, len(names))
     candidates = valid["candidate"].tolist()

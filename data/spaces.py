@@ -68,10 +68,6 @@ class SearchSpace(ABC):
         tokens[positions >= lengths[:, None]] = PAD
         return self.decode(tokens)
 
-    def describe(self) -> str:
-        """One line for people: what the space is."""
-        return repr(self)
-
 
 class SequenceSpace(SearchSpace):
     """Strings over a character alphabet with a length in ``[min_length, max_length]``.
@@ -136,6 +132,7 @@ class GridSpace(SearchSpace):
     """
 
     _separator = re.compile(r"\s*,\s*")
+    _level = re.compile(r"[0-9]+")
 
     def __init__(self, dims: int, levels: int) -> None:
         if dims < 1 or levels < 2:
@@ -154,7 +151,7 @@ class GridSpace(SearchSpace):
         parts = self._separator.split(x.strip())
         if len(parts) != self.dims:
             return Check(None, f"expected {self.dims} comma-separated levels, got {len(parts)}")
-        if not all(p.isdigit() for p in parts):
+        if not all(self._level.fullmatch(p) for p in parts):
             return Check(None, f"levels must be non-negative integers: {x!r}")
         values = [int(p) for p in parts]
         if max(values) >= self.levels:

@@ -44,13 +44,15 @@ TABLES: dict[str, dict[str, str]] = {
         "canonical": "string",
         "reason": "string",
     },
-    # the batch chosen for the oracle (round 0 = initial design)
+    # the batch chosen for the oracle (round 0 = initial design), with the metrics of the
+    # steps that chose it (JSON, same on every row) so that a resumed round reports them
     "batches": {
         "round": "int64",
         "position": "int64",
         "candidate": "string",
         "generator": "string",
         "acquisition_value": "float64",
+        "metrics": "string",
     },
     # one row per candidate sent to the oracle, written *before* it is sent
     "requests": {
@@ -138,8 +140,8 @@ class CampaignStore:
     def create(cls, root: Path, meta: dict[str, Any]) -> CampaignStore:
         """Start a new campaign in ``root`` (which must not hold one) and lock it."""
         root = Path(root)
-        if cls.exists(root):
-            raise StoreError(f"{root} already holds a campaign")
+        if cls.exists(root) or any((root / "tables").glob("*/*.parquet")):
+            raise StoreError(f"{root} already holds campaign data; refusing to write over it")
         for table in TABLES:
             (root / "tables" / table).mkdir(parents=True, exist_ok=True)
         store = cls(root)

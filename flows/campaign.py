@@ -82,6 +82,8 @@ def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new:
     config = load_config(config_path)
     setup = build_setup(config, str(config_path))
     directory = Path(campaign_dir) if campaign_dir else default_campaign_dir(config)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory}: exists and is not a directory")
     check_resumable(config, directory, force_new)
     return Prepared(config, setup, directory)
 
@@ -93,7 +95,9 @@ def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
             return CampaignStore.open(directory)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         kept = directory.with_name(f"{directory.name}.old-{stamp}")
-        CampaignStore.open(directory).close()  # refuse if another process runs it
+        probe = CampaignStore(directory)
+        probe.lock()  # refuse if another process runs it; loads nothing, so works on a damaged store
+        probe.close()
         directory.rename(kept)
         logger.warning("kept the previous campaign as %s", kept)
     return CampaignStore.create(

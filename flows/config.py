@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -35,7 +35,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML `true` is not a batch size and "3" is not a number of rounds
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class GridSpaceConfig(_Strict):
@@ -125,7 +126,7 @@ class TrackingConfig(_Strict):
 class CampaignConfig(_Strict):
     """A whole campaign. See README 'Campaign config' for every field."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
     seed: int = 0
     space: SpaceConfig
     oracle: OracleConfig
@@ -143,25 +144,32 @@ class CampaignConfig(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     tracking: TrackingConfig = TrackingConfig()
 
-    IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset({"rounds", "budget", "runtime", "tracking"})
+    IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset(
+        {"rounds", "budget", "oracle_retries", "runtime", "tracking"}
+    )
 
     def identity_hash(self) -> str:
         """Hash of everything that decides what the campaign measures.
 
-        ``rounds``, ``budget``, ``runtime`` and ``tracking`` are left out so that a campaign
-        can be extended or moved to another machine and still resume.
+        ``rounds``, ``budget``, ``oracle_retries``, ``runtime`` and ``tracking`` are left out
+        so that a campaign can be extended, nursed through a flaky oracle or moved to another
+        machine and still resume.
         """
         data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _union_tags(*annotated: Any) -> frozenset[str]:
+    """The ``kind`` tags of discriminated unions (they appear in pydantic error paths)."""
+    members = [m for a in annotated for m in get_args(get_args(a)[0])]
+    return frozenset(get_args(m.model_fields["kind"].annotation)[0] for m in members)
+
+
+_TAGS = _union_tags(SpaceConfig, GeneratorConfig)
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
-    return (
-        ".".join(
-            str(p) for p in loc if not (isinstance(p, str) and p in ("grid", "sequence", "random", "genetic"))
-        )
-        or "(top level)"
-    )
+    return ".".join(str(p) for p in loc if p not in _TAGS) or "(top level)"
 
 
 def parse_config(data: Any, source: str) -> CampaignConfig:

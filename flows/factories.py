@@ -70,8 +70,8 @@ def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
         raise ConfigError(f"oracle.params: {exc}") from None
     try:
         return cls(space, **config.oracle.params)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"oracle: {config.oracle.name}: {exc}") from None
+    except Exception as exc:  # a user's oracle may fail in any way; say which and why
+        raise ConfigError(f"oracle: {config.oracle.name}: {type(exc).__name__}: {exc}") from None
 
 
 def build_setup(config: CampaignConfig, source: str = "campaign config") -> CampaignSetup:
@@ -92,6 +92,12 @@ def _build_setup(config: CampaignConfig) -> CampaignSetup:
             f"ref_point: has {len(config.ref_point)} values but oracle "
             f"{config.oracle.name!r} has {m} objectives ({', '.join(o.name for o in oracle.objectives)})"
         )
+    if config.ref_point is None and raw_ref is not None and len(raw_ref) != m:
+        raise ConfigError(
+            f"oracle: {config.oracle.name}: ref_point has {len(raw_ref)} values for {m} objectives"
+        )
+    if config.runtime.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("runtime.device: 'cuda' but no CUDA device is available (use 'auto')")
     ref = None
     if raw_ref is not None:
         ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double), oracle.objectives)

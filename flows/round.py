@@ -7,6 +7,7 @@ measured candidates are never sent to the oracle again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -63,10 +64,13 @@ def run_round(
         return _timed_task(name, fn, timings, **options)
 
     batch = store.read("batches")
-    if round_ == 0:
-        if not (batch["round"] == 0).any():
-            step("initial_design", steps.initial_design)(store, setup, setup.config.initial_design)
-    elif not (batch["round"] == round_).any():
+    chosen = batch[batch["round"] == round_]
+    if len(chosen):
+        logger.info("round %d: batch already selected, resuming at evaluation", round_)
+        metrics |= json.loads(chosen["metrics"].iloc[0])
+    elif round_ == 0:
+        step("initial_design", steps.initial_design)(store, setup, batch_size)
+    else:
         dataset = step("load_dataset", steps.load_dataset)(store, setup, device)
         metrics["n_train"] = float(len(dataset))
         model, proxy_metrics = step("fit_proxy", steps.fit_proxy)(setup, dataset, round_)
@@ -76,27 +80,24 @@ def run_round(
         reward = ProxyReward(model, setup.space)
         proposals: dict[str, list[str]] = {}
         for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
-            updated = step("update_generator", steps.update_generator)(generator, reward, dataset)
-            metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
+            if steps.stored_proposals(store, round_, generator.name).empty:
+                updated = step("update_generator", steps.update_generator)(generator, reward, dataset)
+                metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
             proposals[generator.name], proposed = step("propose", steps.propose)(
                 store, setup, generator, gen_config.pool_size, round_
             )
             metrics |= {f"generator/{generator.name}/{k}": v for k, v in proposed.items()}
         pool = step("build_pool", steps.build_pool)(store, proposals)
         metrics["pool_size"] = float(len(pool))
-        chosen = step("select_batch", steps.select)(store, setup, acqf, pool, batch_size, round_, device)
-        metrics["acquisition/mean"] = float(chosen["acquisition_value"].mean()) if len(chosen) else 0.0
-        for name in {g.name for g in setup.generators}:
-            metrics[f"generator/{name}/selected"] = float((chosen["generator"] == name).sum())
-    else:
-        logger.info("round %d: batch already selected, resuming at evaluation", round_)
+        metrics |= {f"time/{k}": v for k, v in timings.items()}
+        step("select_batch", steps.select)(store, setup, acqf, pool, batch_size, round_, device, metrics)
 
     evaluation = step("evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1)(
         store, setup, round_
     )
     metrics |= {f"oracle/{k}": v for k, v in evaluation.items()}
     metrics |= {f"time/{k}": v for k, v in timings.items()}
-    metrics["time/science"] = sum(timings.get(k, 0.0) for k in SCIENCE_STEPS)
+    metrics["time/science"] = sum(metrics.get(f"time/{k}", 0.0) for k in SCIENCE_STEPS)
     summary = step("record", steps.record)(store, setup, round_, metrics)
     step("publish", tracker.publish)(store, setup)
     return summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
-from data.dataset import Dataset, dataset_from_observations
+from data.dataset import Dataset, dataset_from_observations, valid_observations
 from data.faults import crash_point
 from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume, infer_ref_point, pareto_mask
@@ -31,9 +32,11 @@ from models.acquisition import build_qlognehvi, select_batch
 from models.generators.base import Generator
 from models.proxies.gp import fit_gp_proxy
 from models.rewards import ProxyReward
+from oracles.base import OracleError, OracleResult
 
 __all__ = [
     "INITIAL_DESIGN",
+    "NotEnoughDataError",
     "Pool",
     "build_acquisition",
     "build_pool",
@@ -46,6 +49,7 @@ __all__ = [
     "record",
     "round_generator",
     "select",
+    "stored_proposals",
     "update_generator",
 ]
 
@@ -72,8 +76,27 @@ def round_generator(seed: int, round_: int, stream: str) -> torch.Generator:
 
 # 1 ---------------------------------------------------------------------------------------
 def load_dataset(store: CampaignStore, setup: CampaignSetup, device: torch.device) -> Dataset:
-    """Finite measurements so far, in maximization space."""
-    return dataset_from_observations(store.read("observations"), setup.space, setup.objectives, device)
+    """Finite measurements so far, in maximization space (at least two, to fit a proxy)."""
+    observations = store.read("observations")
+    require_measurements(observations, 2, "fit the proxy")
+    return dataset_from_observations(observations, setup.space, setup.objectives, device)
+
+
+class NotEnoughDataError(RuntimeError):
+    """Too few valid measurements to go on; rerunning will not help."""
+
+
+def require_measurements(observations: pd.DataFrame, n: int, purpose: str) -> None:
+    """Raise NotEnoughDataError, with the failure reasons, unless ``n`` rows are valid."""
+    valid = int(observations["valid"].sum())
+    if valid >= n:
+        return
+    reasons = observations.loc[~observations["valid"], "reason"].value_counts().head(3)
+    why = "; ".join(f"{count} x {reason}" for reason, count in reasons.items()) or "nothing measured"
+    raise NotEnoughDataError(
+        f"need at least {n} valid measurement(s) to {purpose}, have {valid} ({why}); "
+        "check the oracle, or start over with a larger initial_design"
+    )
 
 
 # 2 ---------------------------------------------------------------------------------------
@@ -95,7 +118,6 @@ def build_acquisition(
     dataset: Dataset,
     ref_point: torch.Tensor,
     round_: int,
-    X_pending: torch.Tensor | None = None,
 ) -> AcquisitionFunction:
     """The campaign's acquisition with its fixed reference point."""
     return build_qlognehvi(
@@ -104,7 +126,6 @@ def build_acquisition(
         ref_point.to(dataset.X),
         mc_samples=setup.config.acquisition.mc_samples,
         seed=round_seed(setup.config.seed, round_, "acquisition") % (2**31),
-        X_pending=X_pending,
     )
 
 
@@ -115,25 +136,40 @@ def update_generator(generator: Generator, reward: ProxyReward, dataset: Dataset
 
 
 # 5 ---------------------------------------------------------------------------------------
+def stored_proposals(store: CampaignStore, round_: int, generator: str) -> pd.DataFrame:
+    """Proposals already recorded for ``generator`` in ``round_`` (after a crash)."""
+    proposals = store.read("proposals")
+    return proposals[(proposals["round"] == round_) & (proposals["generator"] == generator)]
+
+
 def propose(
     store: CampaignStore, setup: CampaignSetup, generator: Generator, n: int, round_: int
 ) -> tuple[list[str], dict[str, float]]:
-    """Sample ``n`` candidates from one generator and record them; returns the valid ones."""
-    raw = generator.propose(n, round_generator(setup.config.seed, round_, f"propose-{generator.name}"))
-    checks = [setup.space.check(x) for x in raw]
-    store.append(
-        "proposals",
-        pd.DataFrame(
-            {
-                "round": round_,
-                "generator": generator.name,
-                "candidate": raw,
-                "canonical": [c.canonical for c in checks],
-                "reason": [c.reason for c in checks],
-            }
-        ),
-    )
-    valid = [c.canonical for c in checks if c.canonical is not None]
+    """Sample ``n`` candidates from one generator and record them; returns the valid ones.
+
+    A resumed round reuses the proposals recorded before the crash.
+    """
+    stored = stored_proposals(store, round_, generator.name)
+    if len(stored):
+        raw = stored["candidate"].tolist()
+        canonical = [c if isinstance(c, str) else None for c in stored["canonical"]]
+    else:
+        raw = generator.propose(n, round_generator(setup.config.seed, round_, f"propose-{generator.name}"))
+        checks = [setup.space.check(x) for x in raw]
+        canonical = [c.canonical for c in checks]
+        store.append(
+            "proposals",
+            pd.DataFrame(
+                {
+                    "round": round_,
+                    "generator": generator.name,
+                    "candidate": raw,
+                    "canonical": canonical,
+                    "reason": [c.reason for c in checks],
+                }
+            ),
+        )
+    valid = [c for c in canonical if c is not None]
     metrics = {
         "n": float(len(raw)),
         "valid_fraction": len(valid) / len(raw) if raw else 0.0,
@@ -176,10 +212,13 @@ def select(
     q: int,
     round_: int,
     device: torch.device,
+    metrics: dict[str, float],
 ) -> pd.DataFrame:
-    """Pick the batch from the pool with the acquisition and record it."""
+    """Pick the batch from the pool with the acquisition; record it with the round's metrics."""
+    start = time.perf_counter()
     X = setup.space.featurize(pool.candidates).to(device)
     indices, values = select_batch(acqf, X, q)
+    metrics = metrics | {"time/select_batch": time.perf_counter() - start}
     batch = pd.DataFrame(
         {
             "round": round_,
@@ -189,6 +228,11 @@ def select(
             "acquisition_value": values,
         }
     )
+    metrics["acquisition/mean"] = float(batch["acquisition_value"].mean()) if len(batch) else 0.0
+    metrics |= {
+        f"generator/{name}/selected": float((batch["generator"] == name).sum()) for name in set(pool.sources)
+    }
+    batch["metrics"] = json.dumps(metrics)
     store.append("batches", batch)
     return batch
 
@@ -210,6 +254,7 @@ def initial_design(store: CampaignStore, setup: CampaignSetup, n: int) -> pd.Dat
             "candidate": chosen,
             "generator": INITIAL_DESIGN,
             "acquisition_value": math.nan,
+            "metrics": "{}",
         }
     )
     store.append("batches", batch)
@@ -217,25 +262,10 @@ def initial_design(store: CampaignStore, setup: CampaignSetup, n: int) -> pd.Dat
 
 
 # 8 ---------------------------------------------------------------------------------------
-def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[str, float]:
-    """Measure this round's batch: the only oracle call.
-
-    Candidates already measured are skipped, so a resumed round never pays twice. Each
-    request is recorded before it is sent; a candidate requested before without a result
-    (a crash or failure inside the call) is sent again as the next attempt.
-    """
-    batch = store.read("batches")
-    measured = set(store.read("observations")["candidate"])
-    todo = [c for c in batch.loc[batch["round"] == round_, "candidate"] if c not in measured]
-    if not todo:
-        return {"n_sent": 0.0}
-    requests = store.read("requests")
-    attempt = (
-        int(requests.loc[requests["round"] == round_, "attempt"].max()) + 1
-        if (requests["round"] == round_).any()
-        else 1
-    )
-    request_id = f"round{round_}-attempt{attempt}"
+def _send(
+    store: CampaignStore, setup: CampaignSetup, round_: int, request_id: str, attempt: int, xs: list[str]
+) -> OracleResult:
+    """Record a request, then send it: the ledger always knows what was sent."""
     store.append(
         "requests",
         pd.DataFrame(
@@ -243,14 +273,52 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
                 "request_id": request_id,
                 "round": round_,
                 "attempt": attempt,
-                "candidate": todo,
+                "candidate": xs,
                 "sent_at": _now(),
             }
         ),
     )
     crash_point("evaluate.before_oracle")
-    result = setup.oracle(todo)
+    result = setup.oracle(xs)
     crash_point("evaluate.after_oracle")
+    return result
+
+
+def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[str, float]:
+    """Measure this round's batch: the only oracle call.
+
+    Candidates already measured are skipped, so a resumed round never pays twice. Every
+    request is recorded before it is sent; one cut off by a crash is sent again as the
+    next attempt. If the batch call fails as a whole, its candidates are sent one by one
+    (each recorded) so that only the failing ones are marked failed; if every one fails,
+    OracleError propagates and the caller retries.
+    """
+    batch = store.read("batches")
+    measured = set(store.read("observations")["candidate"])
+    todo = [c for c in batch.loc[batch["round"] == round_, "candidate"] if c not in measured]
+    if not todo:
+        return {"n_sent": 0.0}
+    requests = store.read("requests")
+    previous = requests.loc[requests["round"] == round_, "attempt"]
+    attempt = int(previous.max()) + 1 if len(previous) else 1
+    request_id = f"round{round_}-attempt{attempt}"
+    try:
+        result = _send(store, setup, round_, request_id, attempt, todo)
+    except OracleError as error:
+        if not setup.oracle.isolate_failures or len(todo) == 1:
+            raise
+        logger.warning("round %d: %s; sending the %d candidates one by one", round_, error, len(todo))
+        values, reasons = [], []
+        for i, x in enumerate(todo):
+            try:
+                single = _send(store, setup, round_, f"{request_id}-single{i}", attempt, [x])
+            except OracleError as failure:
+                single = OracleResult(torch.full((1, len(setup.objectives)), math.nan), [str(failure)])
+            values.append(single.values)
+            reasons.extend(single.reasons)
+        if all(r is not None for r in reasons):
+            raise OracleError(f"every candidate failed on its own too, e.g. {reasons[0]}") from error
+        result = OracleResult(torch.cat(values), reasons)
     rows = pd.DataFrame(
         {
             "round": round_,
@@ -284,6 +352,7 @@ def record(
         if setup.config_ref_point is not None:
             ref = setup.config_ref_point
         else:
+            require_measurements(observations, 1, "infer the reference point")
             ref = infer_ref_point(dataset.Y)
             logger.info("inferred reference point %s from the initial design", ref.tolist())
         store.update_meta(ref_point=ref.tolist())
@@ -305,8 +374,7 @@ def record(
 
 def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:
     """Measured candidates on the current Pareto front, raw objective values."""
-    observations = store.read("observations")
-    valid = observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+    valid = valid_observations(store.read("observations"))
     names = [o.name for o in objectives]
     if valid.empty:
         return valid[["round", "candidate", *names]]

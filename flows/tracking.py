@@ -76,18 +76,23 @@ class CampaignTracker:
         run_id = store.meta.get("mlflow_run_id")
         if run_id:
             try:
-                self.client.get_run(run_id)
+                run = self.client.get_run(run_id)
                 self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                if "paretolab.error" in run.data.tags:
+                    self.client.delete_tag(run_id, "paretolab.error")
                 self.run_id = run_id
                 return run_id
             except MlflowException:
                 logger.warning("MLflow run %s not found at %s; starting a new one", run_id, self.tracking_uri)
         experiment = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else self.client.create_experiment(self.experiment, artifact_location=self.artifact_root.as_uri())
-        )
+        if experiment:
+            experiment_id = experiment.experiment_id
+        elif self.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in self.tracking_uri:
+            # a local store: keep artifacts beside it, not wherever the process was started
+            location = self.artifact_root.as_uri()
+            experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
+        else:  # a tracking server decides where artifacts go
+            experiment_id = self.client.create_experiment(self.experiment)
         run = self.client.create_run(
             experiment_id,
             run_name=name,

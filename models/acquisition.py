@@ -28,7 +28,6 @@ def build_qlognehvi(
     *,
     mc_samples: int,
     seed: int,
-    X_pending: Tensor | None = None,
 ) -> AcquisitionFunction:
     """qLogNEHVI on ``model`` with measured ``X_baseline`` ``n x d`` and a fixed ``ref_point``.
 
@@ -41,7 +40,6 @@ def build_qlognehvi(
         X_baseline=X_baseline,
         prune_baseline=True,
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
-        X_pending=X_pending,
         cache_root=True,
     )
 

@@ -1,14 +1,15 @@
 """The Oracle contract: the only thing in paretolab that measures candidates.
 
 The public ``__call__`` validates candidates against the space, calls the subclass's
-``_evaluate`` on the valid ones and checks what comes back. Invalid or failed candidates
-are data (a NaN row plus a reason), never an exception that stops a round; an oracle that
-fails for the *whole* batch raises :class:`OracleError` so the caller can retry it.
+``_evaluate`` on the valid ones and checks what comes back. Invalid candidates and
+non-finite values are data (a NaN row plus a reason). A call that raises or returns the
+wrong shape fails as a whole with :class:`OracleError`: the caller (the round's
+``evaluate`` step, which records every request first) retries it or isolates the failing
+candidates one by one.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -21,8 +22,6 @@ from data.objectives import Objective
 from data.spaces import SearchSpace
 
 __all__ = ["Objective", "Oracle", "OracleError", "OracleResult"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,13 +50,11 @@ class Oracle(ABC):
     objectives: tuple[Objective, ...]
     ref_point: tuple[float, ...] | None = None
     isolate_failures: bool = True
-    """On a batch exception, evaluate candidates one by one to find the failing ones.
-    Set False for oracles where every call is costly (labs)."""
+    """When a batch call fails, send its candidates one by one to find the failing ones
+    (each send is recorded). Set False where every call is costly (labs)."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
-        self.calls = 0
-        """Candidates sent to ``_evaluate`` by this instance (retries included)."""
 
     @property
     def num_objectives(self) -> int:
@@ -68,7 +65,10 @@ class Oracle(ABC):
         """Raw objective values ``n x m`` of valid canonical candidates ``xs``."""
 
     def __call__(self, xs: Sequence[str]) -> OracleResult:
-        """Measure ``xs``; failures are NaN rows with a reason."""
+        """Measure ``xs``; invalid candidates and non-finite values are NaN rows with a reason.
+
+        Raises OracleError when the call itself fails (exception, wrong shape).
+        """
         m = self.num_objectives
         values = torch.full((len(xs), m), math.nan, dtype=torch.double)
         reasons: list[str | None] = [None] * len(xs)
@@ -90,48 +90,24 @@ class Oracle(ABC):
 
     def _measure(self, xs: list[str]) -> tuple[Tensor, list[str | None]]:
         try:
-            return self._checked(xs, self._call(xs))
+            out = self._evaluate(xs)
         except Exception as exc:
-            if not self.isolate_failures or len(xs) == 1:
-                raise OracleError(f"{type(self).__name__} failed: {exc}") from exc
-            logger.warning("oracle failed on a batch of %d (%s); isolating failures", len(xs), exc)
-        values, reasons = [], []
-        for x in xs:
-            try:
-                v, r = self._checked([x], self._call([x]))
-            except Exception as exc:
-                v = torch.full((1, self.num_objectives), math.nan, dtype=torch.double)
-                r = [f"oracle raised {type(exc).__name__}: {exc}"]
-            values.append(v)
-            reasons.extend(r)
-        if all(r is not None for r in reasons):
-            raise OracleError(f"{type(self).__name__} failed for every candidate: {reasons[0]}")
-        return torch.cat(values), reasons
-
-    def _call(self, xs: list[str]) -> Tensor:
-        self.calls += len(xs)
-        return self._evaluate(xs)
-
-    def _checked(self, xs: list[str], out: object) -> tuple[Tensor, list[str | None]]:
+            raise OracleError(f"{type(self).__name__} raised {type(exc).__name__}: {exc}") from exc
         n, m = len(xs), self.num_objectives
         try:
             values = torch.as_tensor(out, dtype=torch.double).detach().cpu()
         except (TypeError, ValueError, RuntimeError) as exc:
-            values, why = None, f"oracle returned a non-numeric result ({exc})"
-        else:
-            if values.ndim == 1 and m == 1:
-                values = values.unsqueeze(-1)
-            why = (
-                None
-                if values.shape == (n, m)
-                else (f"oracle returned shape {tuple(values.shape)}, expected ({n}, {m})")
+            raise OracleError(f"{type(self).__name__} returned a non-numeric result ({exc})") from exc
+        if values.ndim == 1 and m == 1:
+            values = values.unsqueeze(-1)
+        if values.shape != (n, m):
+            raise OracleError(
+                f"{type(self).__name__} returned shape {tuple(values.shape)}, expected ({n}, {m})"
             )
-        if why is not None:
-            return torch.full((n, m), math.nan, dtype=torch.double), [why] * n
-        reasons: list[str | None] = []
         finite = torch.isfinite(values)
-        for row in range(n):
-            bad = [o.name for o, ok in zip(self.objectives, finite[row].tolist(), strict=False) if not ok]
+        reasons: list[str | None] = []
+        for row in finite.tolist():
+            bad = [o.name for o, ok in zip(self.objectives, row, strict=True) if not ok]
             reasons.append(f"non-finite value for {', '.join(bad)}" if bad else None)
         values[~finite.all(dim=1)] = math.nan
         return values, reasons

@@ -38,8 +38,8 @@ def oracle_class(name: str) -> type[Oracle]:
         module_name, _, attr = name.partition(":")
         try:
             found = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UnknownOracleError(f"cannot import oracle {name!r}: {exc}") from None
+        except Exception as exc:  # ImportError, AttributeError, or any error in the user's module
+            raise UnknownOracleError(f"cannot import oracle {name!r}: {type(exc).__name__}: {exc}") from None
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not matches:
@@ -47,7 +47,12 @@ def oracle_class(name: str) -> type[Oracle]:
                 f"unknown oracle {name!r}; available: {', '.join(available_oracles())} "
                 "(or give an import path 'module:Class')"
             )
-        found = matches[0].load()
+        try:
+            found = matches[0].load()
+        except Exception as exc:
+            raise UnknownOracleError(
+                f"cannot load plug-in oracle {name!r} ({matches[0].value}): {type(exc).__name__}: {exc}"
+            ) from None
     if not (isinstance(found, type) and issubclass(found, Oracle)):
         raise UnknownOracleError(f"{name!r} is not an Oracle subclass")
     return found

@@ -7,7 +7,14 @@ from data.spaces import PAD, GridSpace, SequenceSpace
 def test_grid_canonicalizes_and_rejects_with_reasons():
     space = GridSpace(dims=2, levels=32)
     assert space.canonicalize(["3, 17", "03,7", "31,31"]) == ["3,17", "3,7", "31,31"]
-    for bad, reason in [("32,1", "outside"), ("1", "expected 2"), ("a,b", "integers"), ("-1,2", "integers")]:
+    cases = [
+        ("32,1", "outside"),
+        ("1", "expected 2"),
+        ("a,b", "integers"),
+        ("-1,2", "integers"),
+        ("²,1", "integers"),
+    ]
+    for bad, reason in cases:
         check = space.check(bad)
         assert check.canonical is None and reason in check.reason
 

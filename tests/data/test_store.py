@@ -15,6 +15,7 @@ def _batch(round_, candidates):
             "candidate": candidates,
             "generator": "random",
             "acquisition_value": 0.5,
+            "metrics": "{}",
         }
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -14,7 +15,9 @@ from typer.testing import CliRunner
 from data.store import CampaignStore
 from flows.campaign import CampaignMismatchError, run_campaign
 from flows.cli import app
+from flows.steps import NotEnoughDataError
 from tests.helpers.configs import write_config
+from tests.helpers.oracles import CALL_LOG
 
 runner = CliRunner()
 
@@ -85,7 +88,8 @@ def test_same_seed_same_campaign(tmp_path, prefect_api):
     second = run_campaign(str(config), str(tmp_path / "b"))
     assert first["hypervolume"] == second["hypervolume"]
     with _store(tmp_path / "a") as a, _store(tmp_path / "b") as b:
-        assert a.read("batches").equals(b.read("batches"))
+        # everything but the step timings stored with each batch
+        assert a.read("batches").drop(columns="metrics").equals(b.read("batches").drop(columns="metrics"))
 
 
 def test_changed_config_is_refused_and_force_new_keeps_the_old_campaign(tmp_path, prefect_api):
@@ -103,18 +107,28 @@ def test_changed_config_is_refused_and_force_new_keeps_the_old_campaign(tmp_path
     assert fresh["oracle_calls"] == 8
 
 
-def test_failed_candidates_are_recorded_and_the_round_goes_on(tmp_path, prefect_api):
+def test_failed_candidates_are_recorded_and_the_round_goes_on(tmp_path, prefect_api, monkeypatch):
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv(CALL_LOG, str(calls))
     config = write_config(
-        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:FlakyOracle"}, initial_design=12, rounds=1
+        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:FlakyOracle"}, initial_design=12, rounds=2
     )
     result = run_campaign(str(config), str(tmp_path / "camp"))
     with _store(tmp_path / "camp") as store:
-        observations = store.read("observations")
-    failed = observations[~observations["valid"]]
-    assert result["rounds_done"] == 1 and len(failed) >= 1
-    assert failed["reason"].str.contains("non-finite|instrument error").all()
-    assert failed[["branin", "currin"]].isna().all().all()
-    assert observations["candidate"].is_unique
+        observations, requests = store.read("observations"), store.read("requests")
+    assert result["rounds_done"] == 2 and len(observations) == 18 and observations["candidate"].is_unique
+    first = observations["candidate"].str.split(",").str[0].astype(int)
+    expected = {1: "non-finite value for branin", 2: "non-finite value for currin", 3: "instrument error"}
+    for level, reason in expected.items():
+        rows = observations[first == level]
+        assert (~rows["valid"]).all() and rows["reason"].str.contains(reason).all(), level
+        assert rows[["branin", "currin"]].isna().all().all()
+    assert observations.loc[~first.isin(expected), "valid"].all()
+    assert (first == 3).any(), "the test needs a batch in which the oracle raised"
+    # every send is in the ledger: the batch that raised was re-sent one candidate at a time
+    asked = Counter(calls.read_text().split())
+    assert asked == Counter(requests["candidate"])
+    assert requests["request_id"].str.contains("single").any()
 
 
 def test_oracle_down_for_a_whole_batch_is_retried_then_resumed(tmp_path, prefect_api, monkeypatch):
@@ -123,16 +137,14 @@ def test_oracle_down_for_a_whole_batch_is_retried_then_resumed(tmp_path, prefect
     config = write_config(
         tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:BrokenOracle"}, rounds=1, oracle_retries=1
     )
-    state = run_campaign(
-        str(config),
-        str(tmp_path / "camp"),
-        return_state=True,
-    )
+    state = run_campaign(str(config), str(tmp_path / "camp"), return_state=True)
     assert state.is_failed()
     with _store(tmp_path / "camp") as store:
-        assert store.read("requests")["attempt"].unique().tolist() == [1, 2]  # first try + 1 retry
+        requests = store.read("requests")
         assert store.read("observations").empty and store.read("rounds").empty
         run_id = store.meta["mlflow_run_id"]
+    # first try + one retry, each a batch call and then one call per candidate
+    assert requests["attempt"].unique().tolist() == [1, 2] and len(requests) == 2 * (6 + 6)
     assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(run_id).info.status == "FAILED"
 
     repaired.touch()
@@ -141,7 +153,42 @@ def test_oracle_down_for_a_whole_batch_is_retried_then_resumed(tmp_path, prefect
         requests, observations = store.read("requests"), store.read("observations")
     assert result["rounds_done"] == 1 and result["mlflow_run_id"] == run_id
     assert requests.loc[requests["round"] == 0, "attempt"].max() == 3
-    assert observations["candidate"].is_unique and len(observations) == 9
+    assert observations["candidate"].is_unique and len(observations) == 9 and observations["valid"].all()
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(run_id)
+    assert run.info.status == "FINISHED" and "paretolab.error" not in run.data.tags
+
+
+def test_a_resumed_round_does_not_measure_again(tmp_path, prefect_api, monkeypatch):
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv(CALL_LOG, str(calls))
+    config = write_config(
+        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:CountingOracle"}, rounds=1
+    )
+    run_campaign(str(config), str(tmp_path / "camp"))
+    with CampaignStore.open(tmp_path / "camp") as store:  # forget that round 1 was closed
+        rounds = store.read("rounds")
+    part = sorted((tmp_path / "camp" / "tables" / "rounds").glob("*.parquet"))[-1]
+    part.unlink()  # the last write of the campaign: no gap in the sequence
+    assert len(rounds) == 2
+    run_campaign(str(config), str(tmp_path / "camp"))
+    assert max(Counter(calls.read_text().split()).values()) == 1
+
+
+def test_budget_caps_the_initial_design_and_the_rounds(tmp_path, prefect_api):
+    config = write_config(tmp_path / "c.yaml", initial_design=8, budget=5, rounds=3)
+    result = run_campaign(str(config), str(tmp_path / "camp"))
+    assert result["oracle_calls"] == 5 and result["stopped_by"] == "budget" and result["rounds_done"] == 0
+    write_config(config, initial_design=8, budget=7, rounds=3)
+    result = run_campaign(str(config), str(tmp_path / "camp"))
+    assert result["oracle_calls"] == 7 and result["rounds_done"] == 1
+
+
+def test_no_valid_measurement_is_a_clear_error(tmp_path, prefect_api):
+    config = write_config(
+        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:NaNOracle"}, ref_point=None
+    )
+    with pytest.raises(NotEnoughDataError, match=r"need at least 2 valid measurement.*6 x non-finite value"):
+        run_campaign(str(config), str(tmp_path / "camp"))
 
 
 def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):

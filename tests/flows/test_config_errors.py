@@ -17,9 +17,20 @@ CASES = [
     ({"oracle": {"name": "nope"}}, "oracle.name: unknown oracle 'nope'"),
     ({"oracle": {"name": "branin_currin", "params": {"speed": 3}}}, "oracle.params:"),
     ({"ref_point": [1.0, 2.0, 3.0]}, "ref_point: has 3 values but oracle 'branin_currin' has 2 objectives"),
-    ({"space": {"kind": "grid", "dims": 3, "levels": 8}}, "oracle: branin_currin: BraninCurrinOracle needs"),
+    (
+        {"space": {"kind": "grid", "dims": 3, "levels": 8}},
+        "oracle: branin_currin: ValueError: BraninCurrinOracle needs a grid space with 2 dims",
+    ),
     ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
     ({"rounds": "many"}, "rounds: Input should be a valid integer"),
+    ({"rounds": "3"}, "rounds: Input should be a valid integer"),
+    ({"batch_size": True}, "batch_size: Input should be a valid integer"),
+    ({"ref_point": [float("nan"), 1.0]}, "ref_point.0: Input should be a finite number"),
+    ({"name": ".."}, "name: String should match pattern"),
+    (
+        {"generators": [{"kind": "genetic", "pool_size": 0}]},
+        "generators.0.pool_size: Input should be greater",
+    ),
 ]
 
 
@@ -31,7 +42,7 @@ def test_bad_configs_name_the_field(tmp_path, overrides, message):
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
 
 
-@pytest.mark.parametrize(("overrides", "message"), CASES[:3])
+@pytest.mark.parametrize(("overrides", "message"), CASES[:5])
 def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, overrides, message):
     monkeypatch.chdir(tmp_path)
     path = write_config(tmp_path / "c.yaml", **overrides)
@@ -39,6 +50,19 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, ove
     assert result.exit_code == 2
     assert message in result.output and result.output.count("error:") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_cli_rejects_invalid_yaml_and_a_file_as_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nspace: {kind: grid\n")
+    result = runner.invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2 and "invalid YAML" in result.output
+    good = write_config(tmp_path / "c.yaml")
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(app, ["run", str(good), "--dir", str(tmp_path / "file")])
+    assert result.exit_code == 2 and "is not a directory" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "c.yaml", "file"]
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):

@@ -6,6 +6,7 @@ the test oracle logs every candidate it is asked to measure to a file before mea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ PARETOLAB = str(Path(sys.executable).with_name("paretolab"))
 KILL_POINTS = [
     "evaluate.before_oracle:1",  # request recorded, oracle not called yet
     "evaluate.after_oracle:2",  # round 1 measured by the oracle, not yet recorded
-    "store.before_rename:6",  # a store part written to its temporary file, not renamed
+    "store.before_rename:5",  # round 0's observations in a temporary file, not yet renamed
     "store.appended.batches:2",  # round 1 batch selected, not yet measured
     "store.appended.observations:2",  # round 1 recorded, round summary not yet written
     "store.appended.rounds:1",  # round 0 closed, not yet published to MLflow
@@ -54,13 +55,13 @@ def _run(config: Path, campaign: Path, api: str, calls: Path, kill_at: str | Non
 
 def _tables(campaign: Path) -> dict[str, pd.DataFrame]:
     with CampaignStore.open(campaign, lock=False) as store:
-        return {t: store.read(t) for t in ("batches", "observations", "requests", "rounds")}
+        return {t: store.read(t) for t in ("proposals", "batches", "observations", "requests", "rounds")}
 
 
 def _science(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     observations = tables["observations"][["round", "candidate", "valid", "branin", "currin"]]
     return (
-        tables["batches"].sort_values(["round", "position"]).reset_index(drop=True),
+        tables["batches"].drop(columns="metrics").sort_values(["round", "position"]).reset_index(drop=True),
         observations.sort_values(["round", "candidate"]).reset_index(drop=True),
     )
 
@@ -90,6 +91,8 @@ def test_kill_and_resume(kill_at, config, baseline, prefect_api, tmp_path):
     campaign, calls = tmp_path / "campaign", tmp_path / "calls.txt"
     killed = _run(config, campaign, prefect_api, calls, kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    if kill_at.startswith("store.before_rename"):
+        assert list((campaign / "tables" / "observations").glob(".*.parquet.tmp"))
     before = _tables(campaign)
     resumed = _run(config, campaign, prefect_api, calls)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -105,6 +108,11 @@ def test_kill_and_resume(kill_at, config, baseline, prefect_api, tmp_path):
     base_batches, base_observations = _science(baseline)
     pd.testing.assert_frame_equal(observations, base_observations)
     pd.testing.assert_frame_equal(batches, base_batches)
+    pd.testing.assert_frame_equal(after["proposals"], baseline["proposals"])  # none twice
+    # every round reports its proxy metrics, even one that was cut off and resumed
+    for row in after["rounds"].itertuples():
+        metrics = json.loads(row.metrics)
+        assert "time/science" in metrics and (row.round == 0 or "pool_size" in metrics), row.round
 
     # Every oracle call was in the ledger before it was made; only what the kill
     # interrupted was asked again, as the next attempt.

@@ -16,23 +16,24 @@ CALL_LOG = "PARETOLAB_TEST_CALL_LOG"
 
 
 class CountingOracle(BraninCurrinOracle):
-    """Branin-Currin that appends every candidate it evaluates to a file ($PARETOLAB_TEST_CALL_LOG).
+    """Branin-Currin that appends every candidate it is sent to $PARETOLAB_TEST_CALL_LOG.
 
     The line is written and fsynced before the values are computed, so a process killed
     inside the call still leaves the count of what it was asked to measure.
     """
 
     def _evaluate(self, xs: list[str]) -> Tensor:
-        path = Path(os.environ[CALL_LOG])
-        with path.open("a") as fh:
+        if CALL_LOG not in os.environ:
+            return super()._evaluate(xs)
+        with Path(os.environ[CALL_LOG]).open("a") as fh:
             fh.write("".join(f"{x}\n" for x in xs))
             fh.flush()
             os.fsync(fh.fileno())
         return super()._evaluate(xs)
 
 
-class FlakyOracle(BraninCurrinOracle):
-    """Fails for chosen candidates in chosen ways: NaN, inf, raising."""
+class FlakyOracle(CountingOracle):
+    """Fails for chosen first coordinates in chosen ways: NaN, inf, raising (whole call)."""
 
     def __init__(
         self, space: SearchSpace, nan_level: int = 1, inf_level: int = 2, raise_level: int = 3
@@ -42,9 +43,9 @@ class FlakyOracle(BraninCurrinOracle):
 
     def _evaluate(self, xs: list[str]) -> Tensor:
         firsts = [int(x.split(",")[0]) for x in xs]
+        values = super()._evaluate(xs)
         if self.raise_level in firsts:
             raise RuntimeError(f"instrument error at level {self.raise_level}")
-        values = super()._evaluate(xs)
         for i, first in enumerate(firsts):
             if first == self.nan_level:
                 values[i, 0] = math.nan
@@ -60,6 +61,13 @@ class BrokenOracle(BraninCurrinOracle):
         if not Path(os.environ.get("PARETOLAB_TEST_REPAIRED", "/nonexistent")).exists():
             raise ConnectionError("instrument offline")
         return super()._evaluate(xs)
+
+
+class NaNOracle(BraninCurrinOracle):
+    """Measures nothing: every value is NaN."""
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        return torch.full((len(xs), 2), math.nan)
 
 
 class WrongShapeOracle(BraninCurrinOracle):
