@@ -122,7 +122,8 @@ class CampaignStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._meta: dict[str, Any] = {}
-        self._tables: dict[str, pd.DataFrame] = {}
+        self._parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+        self._merged: dict[str, pd.DataFrame] = {}
         self._next_seq = 0
         self._lock_fd: int | None = None
 
@@ -212,9 +213,11 @@ class CampaignStore:
         """All rows of ``table`` in write order (a copy)."""
         if table not in TABLES:
             raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-        if table not in self._tables:
-            return _empty(table)
-        return self._tables[table].copy()
+        if table not in self._merged:
+            parts = self._parts[table]
+            self._merged[table] = pd.concat(parts, ignore_index=True) if parts else _empty(table)
+        # pandas' copy-on-write makes a shallow copy safe: a caller's edit copies first
+        return self._merged[table].copy(deep=False)
 
     def append(self, table: str, rows: pd.DataFrame) -> None:
         """Append ``rows`` to ``table`` as one new immutable part."""
@@ -231,7 +234,8 @@ class CampaignStore:
         arrow = pa.Table.from_pandas(rows, preserve_index=False)
         _atomic_write(path, lambda fh: pq.write_table(arrow, fh))
         self._next_seq += 1
-        self._tables[table] = pd.concat([self.read(table), rows], ignore_index=True)
+        self._parts[table].append(rows)
+        self._merged.pop(table, None)
         crash_point(f"store.appended.{table}")
 
     def _require_lock(self) -> None:
@@ -286,7 +290,8 @@ class CampaignStore:
             if missing:
                 raise StoreError(f"{path}: lacks columns {sorted(missing)}")
             frames[table].append(_typed(table, frame))
-        self._tables = {t: pd.concat(fs, ignore_index=True) for t, fs in frames.items() if fs}
+        self._parts = frames
+        self._merged = {}
         self._next_seq = len(parts)
 
 
