@@ -86,7 +86,7 @@ def _pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
 def run(
     config: Annotated[Path, typer.Argument(help="campaign YAML, e.g. campaigns/branin_currin.yaml")],
     campaign_dir: Annotated[
-        Path | None, typer.Option("--dir", help="campaign directory [default: runs/<name>]")
+        Path | None, typer.Option("--dir", help="campaign directory (default: runs/<name>)")
     ] = None,
     force_new: Annotated[
         bool,
