@@ -12,7 +12,7 @@ from torch import Tensor
 from data.objectives import Objective, to_max_space
 from data.spaces import SearchSpace
 
-__all__ = ["Dataset", "dataset_from_observations", "valid_observations"]
+__all__ = ["Dataset", "dataset_from_observations", "raw_values", "valid_observations"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,12 @@ def valid_observations(observations: pd.DataFrame) -> pd.DataFrame:
     return observations[observations["valid"]].drop_duplicates("candidate", keep="last")
 
 
+def raw_values(rows: pd.DataFrame, objectives: Sequence[Objective]) -> Tensor:
+    """The objective columns of observation rows, ``n x m`` in raw units (double)."""
+    names = [o.name for o in objectives]
+    return torch.tensor(rows[names].to_numpy(dtype=float), dtype=torch.double).reshape(-1, len(names))
+
+
 def dataset_from_observations(
     observations: pd.DataFrame,
     space: SearchSpace,
@@ -40,8 +46,7 @@ def dataset_from_observations(
 ) -> Dataset:
     """Valid observations as a :class:`Dataset` (the latest value wins for a candidate)."""
     valid = valid_observations(observations)
-    names = [o.name for o in objectives]
-    raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double).reshape(-1, len(names))
+    raw = raw_values(valid, objectives)
     candidates = valid["candidate"].tolist()
     X = space.featurize(candidates).to(device) if candidates else torch.empty(0, 0, dtype=torch.double)
     return Dataset(candidates, X, to_max_space(raw, objectives).to(device))

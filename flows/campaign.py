@@ -144,8 +144,9 @@ def run_campaign(
                 continue
             size = config.initial_design if round_ == 0 else config.batch_size
             if config.budget is not None:
-                size = min(size, config.budget - len(store.read("batches")))
-                if size <= 0 and not (store.read("batches")["round"] == round_).any():
+                batches = store.read("batches")
+                size = min(size, config.budget - len(batches))
+                if size <= 0 and not (batches["round"] == round_).any():
                     stopped = "budget"
                     break
             start = time.perf_counter()

@@ -15,6 +15,7 @@ from flows.config import (
     GeneticGeneratorConfig,
     GridSpaceConfig,
     RandomGeneratorConfig,
+    SequenceSpaceConfig,
 )
 from models.generators.base import Generator
 from models.generators.genetic import GeneticGenerator
@@ -41,14 +42,14 @@ class CampaignSetup:
         return self.oracle.objectives
 
 
-def build_space(config: GridSpaceConfig | object) -> SearchSpace:
+def build_space(config: GridSpaceConfig | SequenceSpaceConfig) -> SearchSpace:
     """The SearchSpace a space config describes."""
     if isinstance(config, GridSpaceConfig):
         return GridSpace(config.dims, config.levels)
-    return SequenceSpace(config.alphabet, config.min_length, config.max_length)  # type: ignore[attr-defined]
+    return SequenceSpace(config.alphabet, config.min_length, config.max_length)
 
 
-def build_generator(config: object, space: SearchSpace) -> Generator:
+def build_generator(config: RandomGeneratorConfig | GeneticGeneratorConfig, space: SearchSpace) -> Generator:
     """The Generator a generator config describes."""
     if isinstance(config, RandomGeneratorConfig):
         return RandomGenerator(space)

@@ -22,7 +22,7 @@ import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
-from data.dataset import Dataset, dataset_from_observations, valid_observations
+from data.dataset import Dataset, dataset_from_observations, raw_values, valid_observations
 from data.faults import crash_point
 from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume, infer_ref_point, pareto_mask
@@ -347,21 +347,19 @@ def record(
     Round 0 fixes the campaign's reference point (config/oracle, else inferred once).
     """
     observations = store.read("observations")
-    dataset = dataset_from_observations(observations, setup.space, setup.objectives)
+    Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
     if "ref_point" not in store.meta:
         if setup.config_ref_point is not None:
             ref = setup.config_ref_point
         else:
             require_measurements(observations, 1, "infer the reference point")
-            ref = infer_ref_point(dataset.Y)
+            ref = infer_ref_point(Y)
             logger.info("inferred reference point %s from the initial design", ref.tolist())
         store.update_meta(ref_point=ref.tolist())
     ref = torch.tensor(store.meta["ref_point"], dtype=torch.double)
-    hv = hypervolume(dataset.Y, ref) if len(dataset) else 0.0
-    n_pareto = int(pareto_mask(dataset.Y).sum()) if len(dataset) else 0
     summary = {
-        "hypervolume": hv,
-        "n_pareto": n_pareto,
+        "hypervolume": hypervolume(Y, ref),
+        "n_pareto": int(pareto_mask(Y).sum()),
         "n_observations": len(observations),
         "oracle_calls": len(store.read("requests")),
     }
@@ -375,9 +373,6 @@ def record(
 def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:
     """Measured candidates on the current Pareto front, raw objective values."""
     valid = valid_observations(store.read("observations"))
-    names = [o.name for o in objectives]
-    if valid.empty:
-        return valid[["round", "candidate", *names]]
-    raw = torch.tensor(valid[names].to_numpy(dtype=float), dtype=torch.double)
-    mask = pareto_mask(to_max_space(raw, objectives)).numpy()
-    return valid.loc[mask, ["round", "candidate", *names]].reset_index(drop=True)
+    mask = pareto_mask(to_max_space(raw_values(valid, objectives), objectives)).numpy()
+    columns = ["round", "candidate", *(o.name for o in objectives)]
+    return valid.loc[mask, columns].reset_index(drop=True)
