@@ -56,6 +56,10 @@ class SearchSpace(ABC):
     def encode(self, xs: Sequence[str]) -> Tensor:
         """Token batch ``n x max_length`` (long, ``PAD``-padded) of canonical candidates."""
 
+    def featurize_tokens(self, tokens: Tensor) -> Tensor:
+        """Features of an encoded batch; same as ``featurize(decode(tokens))``."""
+        return self.featurize(self.decode(tokens))
+
     def canonicalize(self, xs: Sequence[str]) -> list[str | None]:
         """Canonical strings of ``xs``; ``None`` where a candidate is invalid."""
         return [self.check(x).canonical for x in xs]
@@ -118,10 +122,13 @@ class SequenceSpace(SearchSpace):
         return ["".join(self.alphabet[t] for t in row if t != PAD) for row in tokens.tolist()]
 
     def featurize(self, xs: Sequence[str]) -> Tensor:
-        tokens = self.encode(xs)
-        one_hot = torch.zeros(len(xs), self.max_length, self.vocab_size + 1, dtype=torch.double)
+        return self.featurize_tokens(self.encode(xs))
+
+    def featurize_tokens(self, tokens: Tensor) -> Tensor:
+        n = len(tokens)
+        one_hot = torch.zeros(n, self.max_length, self.vocab_size + 1, dtype=torch.double)
         one_hot.scatter_(2, (tokens + 1).unsqueeze(-1), 1.0)
-        return one_hot[:, :, 1:].reshape(len(xs), -1)
+        return one_hot[:, :, 1:].reshape(n, -1)
 
 
 class GridSpace(SearchSpace):
@@ -168,6 +175,9 @@ class GridSpace(SearchSpace):
 
     def featurize(self, xs: Sequence[str]) -> Tensor:
         return self.unit_coordinates(self.encode(xs))
+
+    def featurize_tokens(self, tokens: Tensor) -> Tensor:
+        return self.unit_coordinates(tokens)
 
     def unit_coordinates(self, tokens: Tensor) -> Tensor:
         """Grid levels ``n x dims`` mapped to ``[0, 1]^dims`` (double)."""

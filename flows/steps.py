@@ -132,7 +132,7 @@ def build_acquisition(
 # 4 ---------------------------------------------------------------------------------------
 def update_generator(generator: Generator, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
     """Refresh one generator against this round's reward."""
-    return generator.update(reward, dataset)
+    return generator.update(reward, dataset, generator_rng)
 
 
 # 5 ---------------------------------------------------------------------------------------

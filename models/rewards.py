@@ -1,12 +1,15 @@
 """Proxy -> generator reward: what a generator is trained or steered against.
 
-An objective vector is not a reward: this module turns the proxy's posterior into
+An objective vector is not a reward: :class:`ProxyReward` turns the proxy's posterior into
 per-objective optimistic scores (mean + kappa * std, maximization space); scalarization
-and ordering belong to the generator that consumes them.
+(a preference-weighted reward, Jain et al. 2023, "Multi-Objective GFlowNets", ICML,
+arXiv 2210.12765, section 3) and ordering belong to the generator that consumes them.
+Rewards are handled in log space: ``log R(x | w, beta) = beta * log s(r(x), w)``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -15,7 +18,19 @@ from torch import Tensor
 
 from data.spaces import SearchSpace
 
-__all__ = ["ProxyReward"]
+__all__ = [
+    "MIN_SCALARIZED_REWARD",
+    "ProxyReward",
+    "Scalarization",
+    "Tchebycheff",
+    "WeightedSum",
+    "log_reward",
+    "scalarization",
+]
+
+MIN_SCALARIZED_REWARD = 1e-30
+"""Floor of a scalarized reward before its log, so a zero reward has a finite log (the
+reference code clamps at 1e-80, which underflows in float32)."""
 
 
 class ProxyReward:
@@ -26,9 +41,71 @@ class ProxyReward:
         self.space = space
         self.kappa = kappa
 
+    def with_kappa(self, kappa: float) -> ProxyReward:
+        """The same proxy with another exploration bonus ``kappa``."""
+        return ProxyReward(self.model, self.space, kappa)
+
     def __call__(self, xs: Sequence[str]) -> Tensor:
-        X = self.space.featurize(xs)
+        return self.scores(self.space.featurize(xs))
+
+    def from_tokens(self, tokens: Tensor) -> Tensor:
+        """Scores of an encoded token batch (no round trip through strings)."""
+        return self.scores(self.space.featurize_tokens(tokens.cpu()))
+
+    def scores(self, X: Tensor) -> Tensor:
+        """Scores of featurized candidates ``n x d``."""
         X = X.to(next(self.model.parameters()).device)
         with torch.no_grad():
             posterior = self.model.posterior(X)
             return posterior.mean + self.kappa * posterior.variance.clamp_min(0).sqrt()
+
+
+class Scalarization(ABC):
+    """Maps non-negative per-objective rewards ``... x m`` and preferences ``... x m`` to
+    a non-negative scalar reward ``...``."""
+
+    name: str
+
+    @abstractmethod
+    def __call__(self, rewards: Tensor, preferences: Tensor) -> Tensor: ...
+
+
+class WeightedSum(Scalarization):
+    """``s(r, w) = sum_i w_i r_i`` (MOGFN-PC's default, Jain et al. 2023, eq. 5)."""
+
+    name = "weighted_sum"
+
+    def __call__(self, rewards: Tensor, preferences: Tensor) -> Tensor:
+        return (rewards * preferences).sum(-1)
+
+
+class Tchebycheff(Scalarization):
+    """``s(r, w) = min_i w_i r_i``: the weighted Tchebycheff scalarization for maximization
+    with the origin as reference. Unlike the weighted sum, its maximizers over all ``w``
+    cover non-convex parts of the Pareto front (Jain et al. 2023, section 3)."""
+
+    name = "tchebycheff"
+
+    def __call__(self, rewards: Tensor, preferences: Tensor) -> Tensor:
+        return (rewards * preferences).min(-1).values
+
+
+_SCALARIZATIONS: dict[str, type[Scalarization]] = {s.name: s for s in (WeightedSum, Tchebycheff)}
+
+
+def scalarization(name: str) -> Scalarization:
+    """The scalarization called ``name`` (``weighted_sum`` or ``tchebycheff``)."""
+    try:
+        return _SCALARIZATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown scalarization {name!r}; choose from {sorted(_SCALARIZATIONS)}") from None
+
+
+def log_reward(scalarized: Tensor, beta: Tensor | float) -> Tensor:
+    """``log R = beta * log(max(s, MIN_SCALARIZED_REWARD))``: one log, then the exponent.
+
+    ``scalarized`` must be non-negative (a reward, not a log-reward).
+    """
+    if (scalarized < 0).any():
+        raise ValueError("scalarized rewards must be non-negative (got a negative value)")
+    return beta * torch.log(scalarized.clamp_min(MIN_SCALARIZED_REWARD))

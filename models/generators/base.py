@@ -26,9 +26,20 @@ class Generator(ABC):
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
 
-    def update(self, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
-        """Refresh against ``reward`` and ``dataset``; returns training metrics."""
+    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
+        """Refresh against ``reward`` and ``dataset``; returns training metrics.
+
+        Random draws (training batches) go through ``generator``.
+        """
         return {}
+
+    def state_dict(self) -> dict:
+        """What must survive a restart for the next round to continue this one (learned
+        weights); empty for stateless generators."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
 
     @abstractmethod
     def propose(self, n: int, generator: torch.Generator) -> list[str]:

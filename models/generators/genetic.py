@@ -44,7 +44,7 @@ class GeneticGenerator(Generator):
         self._parents = torch.empty(0, space.max_length, dtype=torch.long)
         self._rank = torch.empty(0, dtype=torch.long)
 
-    def update(self, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
+    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
         self._parents = self.space.encode(dataset.candidates)
         self._rank = pareto_rank(dataset.Y.cpu()) if len(dataset) else torch.empty(0, dtype=torch.long)
         return {"n_parents": float(len(dataset)), "front_size": float((self._rank == 0).sum())}

@@ -1,0 +1,116 @@
+"""What a preference-conditional GFlowNet is conditioned on: preferences and temperature.
+
+Preferences ``w`` are drawn from Dirichlet(alpha) on the simplex, the inverse temperature
+``beta`` is fixed or uniform on a range; both are thermometer-encoded as in the MOGFN
+reference code (Jain et al. 2023, appendix B) and concatenated to the policy input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Conditioning", "ConditionSampler", "simplex_grid", "thermometer"]
+
+
+def thermometer(values: Tensor, bins: int, low: float, high: float) -> Tensor:
+    """Thermometer encoding ``... x bins`` of ``values`` in ``[low, high]``: bin ``j`` is
+    the clamped fraction of the way ``values`` go past the ``j``-th of ``bins`` equally
+    spaced levels, so nearby values get nearby codes."""
+    levels = torch.linspace(low, high, bins, dtype=values.dtype, device=values.device)
+    gap = (high - low) / max(bins - 1, 1)
+    return ((values.unsqueeze(-1) - levels) / gap).clamp(0.0, 1.0)
+
+
+def simplex_grid(m: int, bins: int) -> Tensor:
+    """All points of the simplex in ``m`` dimensions with coordinates in ``k / bins``
+    (the fixed weight set of the R2 indicator and of spread-out proposals), ``n x m``."""
+    if m == 1:
+        return torch.ones(1, 1, dtype=torch.double)
+    points = [
+        (*rest, bins - sum(rest))
+        for rest in np.ndindex(*([bins + 1] * (m - 1)))
+        if sum(rest) <= bins
+    ]
+    return torch.tensor(points, dtype=torch.double) / bins
+
+
+@dataclass
+class Conditioning:
+    """Preferences ``n x m`` and inverse temperatures ``n`` of a batch of trajectories."""
+
+    preferences: Tensor
+    beta: Tensor
+
+    def __len__(self) -> int:
+        return len(self.beta)
+
+    def __getitem__(self, index: Tensor | slice) -> Conditioning:
+        return Conditioning(self.preferences[index], self.beta[index])
+
+    def to(self, device: torch.device) -> Conditioning:
+        return Conditioning(self.preferences.to(device), self.beta.to(device))
+
+    @staticmethod
+    def cat(parts: list[Conditioning]) -> Conditioning:
+        return Conditioning(
+            torch.cat([p.preferences for p in parts]), torch.cat([p.beta for p in parts])
+        )
+
+
+class ConditionSampler:
+    """Draws and encodes conditionings.
+
+    ``beta`` is a number (fixed) or a ``(low, high)`` range sampled uniformly; a fixed
+    ``beta`` carries no information and is left out of the encoding.
+    """
+
+    def __init__(
+        self,
+        num_objectives: int,
+        beta: float | tuple[float, float],
+        alpha: float = 1.0,
+        bins: int = 50,
+    ) -> None:
+        if num_objectives < 1:
+            raise ValueError(f"need at least one objective, got {num_objectives}")
+        if alpha <= 0:
+            raise ValueError(f"Dirichlet alpha must be positive, got {alpha}")
+        low, high = (float(beta), float(beta)) if isinstance(beta, int | float) else map(float, beta)
+        if not 0 < low <= high:
+            raise ValueError(f"beta must be positive with low <= high, got {beta}")
+        self.num_objectives = num_objectives
+        self.beta_range = (low, high)
+        self.alpha = alpha
+        self.bins = bins
+        self.encoding_size = bins * num_objectives + (bins if high > low else 0)
+
+    @property
+    def beta_max(self) -> float:
+        return self.beta_range[1]
+
+    def sample(self, n: int, generator: torch.Generator) -> Conditioning:
+        """``n`` conditionings: Dirichlet preferences and uniform (or fixed) beta."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        rng = np.random.default_rng(seed)
+        preferences = torch.from_numpy(rng.dirichlet([self.alpha] * self.num_objectives, size=n))
+        low, high = self.beta_range
+        beta = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.double)
+        return Conditioning(preferences.float(), beta.float())
+
+    def fixed(self, preferences: Tensor, beta: float | None = None) -> Conditioning:
+        """Conditionings for given preferences ``n x m`` at ``beta`` (default: the highest)."""
+        preferences = torch.as_tensor(preferences, dtype=torch.float32).reshape(-1, self.num_objectives)
+        value = self.beta_max if beta is None else beta
+        return Conditioning(preferences, torch.full((len(preferences),), float(value)))
+
+    def encode(self, conditioning: Conditioning) -> Tensor:
+        """Policy input ``n x encoding_size``."""
+        parts = [thermometer(conditioning.preferences, self.bins, 0.0, 1.0).flatten(1)]
+        low, high = self.beta_range
+        if high > low:
+            parts.append(thermometer(conditioning.beta, self.bins, low, high))
+        return torch.cat(parts, dim=-1)

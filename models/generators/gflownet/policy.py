@@ -1,0 +1,130 @@
+"""How a GFlowNet is parametrized: forward (and optionally backward) policies and the
+conditional log-partition function ``log Z(w, beta)``, as torch modules that run on any
+device."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from models.generators.gflownet.envs import Environment
+
+__all__ = ["CausalTransformerPolicy", "LogPartition", "MLPPolicy", "Policy", "mlp"]
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of ``sizes`` with LeakyReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU())
+    return nn.Sequential(*layers)
+
+
+class Policy(nn.Module):
+    """Unmasked action logits of states given an encoded conditioning ``n x c``."""
+
+    learns_backward: bool = False
+
+    def __init__(self, env: Environment, condition_size: int) -> None:
+        super().__init__()
+        self.env = env
+        self.condition_size = condition_size
+
+    def logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Forward logits ``n x n_actions`` and backward logits ``n x n_backward_actions``
+        (``None`` unless the policy learns ``P_B``)."""
+        raise NotImplementedError
+
+    def trajectory_logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Logits at every state of trajectories ``(T + 1) x n x state_size``:
+        ``(T + 1) x n x n_actions`` forward, and backward or ``None``."""
+        steps, n = states.shape[:2]
+        flat = states.reshape(steps * n, -1)
+        forward, backward = self.logits(flat, condition.repeat(steps, 1))
+        return forward.reshape(steps, n, -1), None if backward is None else backward.reshape(steps, n, -1)
+
+
+class MLPPolicy(Policy):
+    """An MLP on the one-hot state and the conditioning (the paper's grid policy)."""
+
+    def __init__(
+        self,
+        env: Environment,
+        condition_size: int,
+        hidden: int = 64,
+        layers: int = 3,
+        learn_backward: bool = False,
+    ) -> None:
+        super().__init__(env, condition_size)
+        self.learns_backward = learn_backward
+        outputs = env.n_actions + (env.n_backward_actions if learn_backward else 0)
+        self.net = mlp([env.feature_size + condition_size] + [hidden] * layers + [outputs])
+
+    def logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.net(torch.cat([self.env.features(states), condition], dim=-1))
+        if not self.learns_backward:
+            return out, None
+        return out[:, : self.env.n_actions], out[:, self.env.n_actions :]
+
+
+class CausalTransformerPolicy(Policy):
+    """A causal transformer over ``[condition, token_1, ..., token_t]``: the output at
+    position ``t`` gives the next action after a prefix of ``t`` tokens, so one pass over a
+    finished sequence scores every step of its trajectory."""
+
+    def __init__(
+        self,
+        env: Environment,
+        condition_size: int,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+    ) -> None:
+        super().__init__(env, condition_size)
+        if not env.is_tree:
+            raise ValueError("a causal policy needs an autoregressive (tree) environment")
+        length = env.space.max_length
+        self.condition = nn.Linear(condition_size, hidden)
+        self.tokens = nn.Embedding(env.space.vocab_size, hidden)
+        self.positions = nn.Parameter(torch.randn(length + 1, hidden) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, dim_feedforward=2 * hidden, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, env.n_actions))
+
+    def _outputs(self, tokens: Tensor, condition: Tensor) -> Tensor:
+        """Logits at positions ``0..tokens.shape[1]`` (``n x (t + 1) x n_actions``)."""
+        embedded = self.tokens(tokens.clamp_min(0))
+        x = torch.cat([self.condition(condition).unsqueeze(1), embedded], dim=1)
+        x = x + self.positions[: x.shape[1]]
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+        return self.head(self.encoder(x, mask=mask, is_causal=True))
+
+    def logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, None]:
+        depth = self.env.depth(states)
+        width = int(depth.max()) if len(states) else 0
+        out = self._outputs(states[:, :width], condition)
+        return out[torch.arange(len(states), device=states.device), depth], None
+
+    def trajectory_logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, None]:
+        # every state of a trajectory is a prefix of its last state
+        final = states[-1]
+        out = self._outputs(final, condition)  # n x (L + 1) x A
+        steps = states.shape[0]
+        depth = self.env.depth(states)  # (T + 1) x n
+        index = depth.T.unsqueeze(-1).expand(-1, -1, out.shape[-1])  # n x (T + 1) x A
+        return out.gather(1, index).transpose(0, 1)[:steps], None
+
+
+class LogPartition(nn.Module):
+    """``log Z(w, beta)``: an MLP of the encoded conditioning (Jain et al. 2023, sec. 3)."""
+
+    def __init__(self, condition_size: int, hidden: int = 64, layers: int = 2) -> None:
+        super().__init__()
+        self.net = mlp([condition_size] + [hidden] * layers + [1])
+
+    def forward(self, condition: Tensor) -> Tensor:
+        return self.net(condition).squeeze(-1)
