@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from data.faults import crash_point
 
@@ -71,6 +72,15 @@ TABLES: dict[str, dict[str, str]] = {
         "reason": "string",
         "measured_at": "string",
     },
+    # per-step training curves of learned generators (a re-run update appends again; the
+    # last rows of a (round, generator) win)
+    "training": {
+        "round": "int64",
+        "generator": "string",
+        "step": "int64",
+        "metric": "string",
+        "value": "float64",
+    },
     # one row per completed round
     "rounds": {
         "round": "int64",
@@ -84,6 +94,7 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 _PART = re.compile(r"^(\d{8})\.parquet$")
+_CHECKPOINT = re.compile(r"^round_(\d+)\.pt$")
 
 
 class StoreError(RuntimeError):
@@ -207,6 +218,36 @@ class CampaignStore:
     def _write_meta(self) -> None:
         text = json.dumps(self._meta, indent=2, sort_keys=True).encode()
         _atomic_write(self.meta_path, lambda fh: fh.write(text))
+
+    # -- generator checkpoints ---------------------------------------------------------
+    def _checkpoint_dir(self, generator: str) -> Path:
+        return self.root / "checkpoints" / generator
+
+    def save_checkpoint(self, generator: str, round_: int, state: dict[str, Any]) -> Path:
+        """Atomically store a generator's state after training in ``round_``."""
+        self._require_lock()
+        folder = self._checkpoint_dir(generator)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"round_{round_:04d}.pt"
+        _atomic_write(path, lambda fh: torch.save(state, fh))
+        return path
+
+    def load_checkpoint(self, generator: str, before_round: int) -> tuple[int, dict[str, Any]] | None:
+        """The latest checkpoint of ``generator`` from a round before ``before_round``."""
+        folder = self._checkpoint_dir(generator)
+        rounds = (
+            sorted(int(m.group(1)) for p in folder.glob("round_*.pt") if (m := _CHECKPOINT.match(p.name)))
+            if folder.is_dir()
+            else []
+        )
+        rounds = [r for r in rounds if r < before_round]
+        if not rounds:
+            return None
+        path = folder / f"round_{rounds[-1]:04d}.pt"
+        try:
+            return rounds[-1], torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for damaged files
+            raise StoreError(f"{path}: corrupted or truncated generator checkpoint ({exc})") from None
 
     # -- tables ------------------------------------------------------------------------
     def read(self, table: str) -> pd.DataFrame:

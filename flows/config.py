@@ -102,7 +102,45 @@ class GeneticGeneratorConfig(_Strict):
     crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
-GeneratorConfig = Annotated[RandomGeneratorConfig | GeneticGeneratorConfig, Field(discriminator="kind")]
+class MOGFNGeneratorConfig(_Strict):
+    """Preference-conditional multi-objective GFlowNet (MOGFN-PC, Jain et al. 2023),
+    trained each round against the proxy and warm-started from the previous round."""
+
+    kind: Literal["mogfn"]
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
+    steps_per_round: int = Field(200, ge=0, description="trajectory-balance steps per round")
+    batch_size: int = Field(64, ge=1, description="trajectories per training step")
+    beta: float | tuple[float, float] = Field(
+        16.0, description="reward exponent: a number, or [low, high] sampled per trajectory"
+    )
+    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration of the preferences")
+    scalarization: Literal["weighted_sum", "tchebycheff"] = "weighted_sum"
+    kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
+    epsilon: float = Field(0.01, ge=0, lt=1, description="chance of a uniformly random action in training")
+    lr: float = Field(1e-3, gt=0, description="policy learning rate")
+    logz_lr: float = Field(1e-2, gt=0, description="learning rate of log Z(w, beta)")
+    policy: Literal["auto", "mlp", "transformer"] = Field(
+        "auto", description="auto: causal transformer for sequences, MLP for grids"
+    )
+    hidden: int = Field(64, ge=4, description="width of the policy")
+    layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
+    learn_backward: bool = Field(False, description="learn P_B on grids (else uniform over parents)")
+    thermometer_bins: int = Field(50, ge=2, description="bins of the preference/beta encoding")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
+    replay_capacity: int = Field(1000, ge=0, description="high-reward terminal states kept for replay")
+    replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
+
+    @model_validator(mode="after")
+    def _check_beta(self) -> MOGFNGeneratorConfig:
+        low, high = (self.beta, self.beta) if isinstance(self.beta, float | int) else self.beta
+        if not 0 < low <= high:
+            raise ValueError(f"beta must be positive, with low <= high; got {self.beta}")
+        return self
+
+
+GeneratorConfig = Annotated[
+    RandomGeneratorConfig | GeneticGeneratorConfig | MOGFNGeneratorConfig, Field(discriminator="kind")
+]
 
 
 class RuntimeConfig(_Strict):

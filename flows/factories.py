@@ -12,14 +12,19 @@ from data.spaces import GridSpace, SearchSpace, SequenceSpace
 from flows.config import (
     CampaignConfig,
     ConfigError,
+    GeneratorConfig,
     GeneticGeneratorConfig,
     GridSpaceConfig,
+    MOGFNGeneratorConfig,
     RandomGeneratorConfig,
     SequenceSpaceConfig,
 )
+from flows.runtime import pick_device
 from models.generators.base import Generator
 from models.generators.genetic import GeneticGenerator
+from models.generators.gflownet import MOGFNGenerator, MOGFNSettings
 from models.generators.random import RandomGenerator
+from models.rewards import scalarization
 from oracles.base import Oracle
 from oracles.registry import UnknownOracleError, oracle_class
 
@@ -49,8 +54,46 @@ def build_space(config: GridSpaceConfig | SequenceSpaceConfig) -> SearchSpace:
     return SequenceSpace(config.alphabet, config.min_length, config.max_length)
 
 
-def build_generator(config: RandomGeneratorConfig | GeneticGeneratorConfig, space: SearchSpace) -> Generator:
+def build_generator(
+    config: GeneratorConfig,
+    space: SearchSpace,
+    *,
+    num_objectives: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Generator:
     """The Generator a generator config describes."""
+    if isinstance(config, MOGFNGeneratorConfig):
+        beta = config.beta if isinstance(config.beta, float | int) else tuple(config.beta)
+        settings = MOGFNSettings(
+            beta=beta,
+            alpha=config.alpha,
+            thermometer_bins=config.thermometer_bins,
+            scalarization=scalarization(config.scalarization),
+            epsilon=config.epsilon,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            logz_lr=config.logz_lr,
+            hidden=config.hidden,
+            layers=config.layers,
+            policy=config.policy,
+            learn_backward=config.learn_backward,
+            replay_fraction=config.replay_fraction,
+            replay_capacity=config.replay_capacity,
+        )
+        try:
+            return MOGFNGenerator(
+                space,
+                num_objectives,
+                settings,
+                steps_per_round=config.steps_per_round,
+                kappa=config.kappa,
+                replay_measured=config.replay_measured,
+                seed=seed,
+                device=device,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"generators: mogfn: {exc}") from None
     if isinstance(config, RandomGeneratorConfig):
         return RandomGenerator(space)
     if isinstance(config, GeneticGeneratorConfig):
@@ -102,7 +145,11 @@ def _build_setup(config: CampaignConfig) -> CampaignSetup:
     ref = None
     if raw_ref is not None:
         ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double), oracle.objectives)
-    generators = [build_generator(g, space) for g in config.generators]
+    device = pick_device(config.runtime.device)
+    generators = [
+        build_generator(g, space, num_objectives=m, seed=config.seed, device=device)
+        for g in config.generators
+    ]
     names = [g.name for g in generators]
     if len(set(names)) != len(names):
         raise ConfigError(f"generators: each kind may appear once, got {names}")

@@ -81,7 +81,9 @@ def run_round(
         proposals: dict[str, list[str]] = {}
         for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
             if steps.stored_proposals(store, round_, generator.name).empty:
-                updated = step("update_generator", steps.update_generator)(generator, reward, dataset)
+                updated = step("update_generator", steps.update_generator)(
+                    store, setup, generator, reward, dataset, round_
+                )
                 metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
             proposals[generator.name], proposed = step("propose", steps.propose)(
                 store, setup, generator, gen_config.pool_size, round_

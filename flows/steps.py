@@ -130,9 +130,39 @@ def build_acquisition(
 
 
 # 4 ---------------------------------------------------------------------------------------
-def update_generator(generator: Generator, reward: ProxyReward, dataset: Dataset) -> dict[str, float]:
-    """Refresh one generator against this round's reward."""
-    return generator.update(reward, dataset, generator_rng)
+def update_generator(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    generator: Generator,
+    reward: ProxyReward,
+    dataset: Dataset,
+    round_: int,
+) -> dict[str, float]:
+    """Refresh one generator against this round's reward, warm-started from its last round.
+
+    After a restart the state of the latest earlier round is loaded from the store, so a
+    resumed campaign trains exactly as an uninterrupted one; the new state and the training
+    curves are stored.
+    """
+    if generator.trained_round != round_ - 1:
+        checkpoint = store.load_checkpoint(generator.name, round_)
+        if checkpoint is not None:
+            generator.load_state_dict(checkpoint[1])
+    metrics = generator.update(
+        reward, dataset, round_generator(setup.config.seed, round_, f"update-{generator.name}")
+    )
+    state = generator.state_dict()
+    if state:
+        store.save_checkpoint(generator.name, round_, state)
+    generator.trained_round = round_
+    curves = [
+        {"round": round_, "generator": generator.name, "step": i, "metric": key, "value": float(v)}
+        for key, values in generator.history.items()
+        for i, v in enumerate(values)
+    ]
+    if curves:
+        store.append("training", pd.DataFrame(curves))
+    return metrics
 
 
 # 5 ---------------------------------------------------------------------------------------

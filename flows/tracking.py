@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from data.store import CampaignStore
 from flows.plots import pareto_figure
 
-__all__ = ["CampaignTracker", "default_tracking_uri", "flatten"]
+__all__ = ["CampaignTracker", "default_tracking_uri", "flatten", "training_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,21 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
             out |= flatten(value, f"{prefix}{i}.")
         return out
     return {prefix.rstrip("."): json.dumps(data) if not isinstance(data, str) else data}
+
+
+def training_curves(training: pd.DataFrame) -> pd.DataFrame:
+    """Generator training curves with MLflow keys and steps counted across rounds.
+
+    A round whose update ran twice (a resumed crash) keeps its last curve.
+    """
+    columns = ["round", "key", "global_step", "value"]
+    if training.empty:
+        return pd.DataFrame(columns=columns)
+    frame = training.drop_duplicates(["round", "generator", "metric", "step"], keep="last")
+    frame = frame.sort_values(["generator", "metric", "round", "step"]).reset_index(drop=True)
+    frame["key"] = "generator/" + frame["generator"] + "/train/" + frame["metric"]
+    frame["global_step"] = frame.groupby("key").cumcount()
+    return frame[columns]
 
 
 class CampaignTracker:
@@ -120,6 +135,7 @@ class CampaignTracker:
             self._publish_rounds,
             store.read("rounds"),
             store.read("observations"),
+            store.read("training"),
             tuple(setup.objectives),
             setup.config.name,
         )
@@ -132,16 +148,26 @@ class CampaignTracker:
             job.result()
 
     def _publish_rounds(
-        self, rounds: pd.DataFrame, observations: pd.DataFrame, objectives: tuple, name: str
+        self,
+        rounds: pd.DataFrame,
+        observations: pd.DataFrame,
+        training: pd.DataFrame,
+        objectives: tuple,
+        name: str,
     ) -> None:
         start = time.perf_counter()
         try:
-            self._log_rounds(rounds, observations, objectives, name)
+            self._log_rounds(rounds, observations, training_curves(training), objectives, name)
         finally:
             self.background_seconds += time.perf_counter() - start
 
     def _log_rounds(
-        self, rounds: pd.DataFrame, observations: pd.DataFrame, objectives: tuple, name: str
+        self,
+        rounds: pd.DataFrame,
+        observations: pd.DataFrame,
+        curves: pd.DataFrame,
+        objectives: tuple,
+        name: str,
     ) -> None:
         if self._published is None:
             history = self.client.get_metric_history(self.run_id, "hypervolume")
@@ -158,6 +184,11 @@ class CampaignTracker:
             }
             timestamp = int(1000 * datetime.fromisoformat(row.completed_at).timestamp())
             metrics = [Metric(k, float(v), timestamp, int(row.round)) for k, v in values.items() if v == v]
+            metrics += [
+                Metric(c.key, float(c.value), timestamp, int(c.global_step))
+                for c in curves[curves["round"] == row.round].itertuples()
+                if c.value == c.value
+            ]
             # hypervolume last: its presence marks the round as published
             metrics.sort(key=lambda m: m.key == "hypervolume")
             seen = observations[observations["round"] <= row.round]

@@ -9,6 +9,8 @@ import importlib
 from importlib.metadata import entry_points
 
 from oracles.base import Oracle
+from oracles.hypergrid import HyperGridOracle
+from oracles.ngram import NGramOracle
 from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
 
 __all__ = ["ENTRY_POINT_GROUP", "UnknownOracleError", "available_oracles", "oracle_class"]
@@ -18,6 +20,8 @@ ENTRY_POINT_GROUP = "paretolab.oracles"
 BUILTIN: dict[str, type[Oracle]] = {
     "branin_currin": BraninCurrinOracle,
     "dtlz2": DTLZ2Oracle,
+    "hypergrid": HyperGridOracle,
+    "ngram": NGramOracle,
 }
 
 

@@ -25,6 +25,10 @@ class Generator(ABC):
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self.history: dict[str, list[float]] = {}
+        """Per-step training curves of the last ``update`` (empty if it does not train)."""
+        self.trained_round: int | None = None
+        """The campaign round whose reward the current state was trained on."""
 
     def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
         """Refresh against ``reward`` and ``dataset``; returns training metrics.
@@ -40,6 +44,8 @@ class Generator(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
     @abstractmethod
     def propose(self, n: int, generator: torch.Generator) -> list[str]:

@@ -19,7 +19,7 @@ def _dataset(space, n=30):
 @pytest.mark.parametrize("cls", [RandomGenerator, GeneticGenerator])
 def test_proposals_are_valid_and_seeded(space, cls):
     generator = cls(space)
-    generator.update(None, _dataset(space))
+    generator.update(None, _dataset(space), torch.Generator().manual_seed(0))
     xs = generator.propose(100, torch.Generator().manual_seed(7))
     assert len(xs) == 100 and all(space.check(x).canonical == x for x in xs)
     assert xs == generator.propose(100, torch.Generator().manual_seed(7))
@@ -29,7 +29,7 @@ def test_proposals_are_valid_and_seeded(space, cls):
 def test_genetic_children_are_one_mutation_from_a_parent(space):
     data = _dataset(space)
     generator = GeneticGenerator(space, mutation_rate=0.0, crossover_rate=0.0)
-    metrics = generator.update(None, data)
+    metrics = generator.update(None, data, torch.Generator().manual_seed(0))
     assert metrics["n_parents"] == 30 and metrics["front_size"] >= 1
     children = generator.propose(400, torch.Generator().manual_seed(0))
     # one forced mutation per child: a near neighbour of its parent, not a copy (it may
@@ -45,7 +45,7 @@ def test_genetic_tournaments_favour_the_pareto_front():
     space = GridSpace(2, 16)
     data = _dataset(space)
     generator = GeneticGenerator(space)
-    generator.update(None, data)
+    generator.update(None, data, torch.Generator().manual_seed(0))
     chosen = generator._tournament(4000, torch.Generator().manual_seed(0))
     share = float((generator._rank[chosen] == 0).float().mean())
     p = float((generator._rank == 0).float().mean())
@@ -55,7 +55,9 @@ def test_genetic_tournaments_favour_the_pareto_front():
 def test_genetic_without_data_samples_uniformly():
     space = GridSpace(2, 16)
     generator = GeneticGenerator(space)
-    generator.update(None, Dataset([], torch.empty(0, 2), torch.empty(0, 2)))
+    generator.update(
+        None, Dataset([], torch.empty(0, 2), torch.empty(0, 2)), torch.Generator().manual_seed(0)
+    )
     assert len(generator.propose(10, torch.Generator().manual_seed(0))) == 10
 
 

@@ -30,11 +30,7 @@ def simplex_grid(m: int, bins: int) -> Tensor:
     (the fixed weight set of the R2 indicator and of spread-out proposals), ``n x m``."""
     if m == 1:
         return torch.ones(1, 1, dtype=torch.double)
-    points = [
-        (*rest, bins - sum(rest))
-        for rest in np.ndindex(*([bins + 1] * (m - 1)))
-        if sum(rest) <= bins
-    ]
+    points = [(*rest, bins - sum(rest)) for rest in np.ndindex(*([bins + 1] * (m - 1))) if sum(rest) <= bins]
     return torch.tensor(points, dtype=torch.double) / bins
 
 
@@ -56,9 +52,7 @@ class Conditioning:
 
     @staticmethod
     def cat(parts: list[Conditioning]) -> Conditioning:
-        return Conditioning(
-            torch.cat([p.preferences for p in parts]), torch.cat([p.beta for p in parts])
-        )
+        return Conditioning(torch.cat([p.preferences for p in parts]), torch.cat([p.beta for p in parts]))
 
 
 class ConditionSampler:

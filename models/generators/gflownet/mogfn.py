@@ -136,7 +136,7 @@ class MOGFN:
     def train_step(self, objective: ObjectiveFn, generator: torch.Generator) -> dict[str, float]:
         """One trajectory-balance step on a batch of on-policy and replayed trajectories."""
         s = self.settings
-        n_replay = int(round(s.replay_fraction * s.batch_size)) if len(self.buffer_states) else 0
+        n_replay = round(s.replay_fraction * s.batch_size) if len(self.buffer_states) else 0
         n_online = s.batch_size - n_replay
         conditioning = self.conditions.sample(s.batch_size, generator).to(self.device)
         condition = self.conditions.encode(conditioning)
@@ -257,7 +257,6 @@ class MOGFNGenerator(Generator):
         self.steps_per_round = steps_per_round
         self.kappa = kappa
         self.replay_measured = replay_measured
-        self.history: dict[str, list[float]] = {}
 
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
         """The per-objective reward this round: normalized optimistic proxy scores."""
@@ -307,4 +306,3 @@ class MOGFNGenerator(Generator):
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-

@@ -4,6 +4,8 @@ device."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -15,7 +17,7 @@ __all__ = ["CausalTransformerPolicy", "LogPartition", "MLPPolicy", "Policy", "ml
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers of ``sizes`` with LeakyReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.LeakyReLU())

@@ -1,0 +1,46 @@
+"""The n-gram (regex) sequence task of the MOGFN paper (Jain et al. 2023, sec. 5.2,
+after Stanton et al. 2022): each objective counts the (overlapping) occurrences of a motif
+in a protein-like sequence, divided by ``max_score`` and capped at 1."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from data.spaces import SearchSpace, SequenceSpace
+from oracles.base import Objective, Oracle
+
+__all__ = ["NGramOracle", "motif_counts"]
+
+
+def motif_counts(xs: Sequence[str], motifs: Sequence[str]) -> Tensor:
+    """Overlapping occurrences ``n x m`` of each motif in each sequence."""
+    patterns = [re.compile(f"(?={re.escape(m)})") for m in motifs]
+    return torch.tensor([[len(p.findall(x)) for p in patterns] for x in xs], dtype=torch.double)
+
+
+class NGramOracle(Oracle):
+    """Motif counts (maximized) on a :class:`SequenceSpace`; defaults: ``AV``, ``VC``,
+    ``CA`` with ``max_score`` 18 (the reference task's ``max_score_per_dim``)."""
+
+    def __init__(
+        self, space: SearchSpace, motifs: Sequence[str] = ("AV", "VC", "CA"), max_score: float = 18.0
+    ) -> None:
+        if not isinstance(space, SequenceSpace):
+            raise ValueError(f"NGramOracle needs a sequence space, got {space!r}")
+        missing = sorted({c for m in motifs for c in m} - set(space.alphabet))
+        if missing or not motifs or any(not m for m in motifs):
+            raise ValueError(f"motifs must be non-empty strings over the alphabet; not in it: {missing}")
+        if max_score <= 0:
+            raise ValueError(f"max_score must be positive, got {max_score}")
+        super().__init__(space)
+        self.motifs = tuple(motifs)
+        self.max_score = float(max_score)
+        self.objectives = tuple(Objective(f"count_{m}", "max") for m in motifs)
+        self.ref_point = tuple(0.0 for _ in motifs)
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        return (motif_counts(xs, self.motifs) / self.max_score).clamp_max(1.0)
