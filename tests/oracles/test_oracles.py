@@ -55,3 +55,31 @@ def test_registry_by_name_import_path_and_unknown():
         oracle_class("no_such_module:Thing")
     with pytest.raises(UnknownOracleError, match="not an Oracle subclass"):
         oracle_class("math:sqrt")
+
+
+def test_hypergrid_oracle_matches_the_papers_normalized_functions():
+    from oracles.hypergrid import HyperGridOracle
+
+    space = GridSpace(2, 32)
+    oracle = HyperGridOracle(space, ["branin", "currin", "shubert", "beale"])
+    everything = [f"{i},{j}" for i in range(32) for j in range(32)]
+    values = oracle(everything).values
+    assert values.shape == (1024, 4) and torch.isfinite(values).all()
+    assert values.min() > -0.01 and values.max() < 1.01  # normalized by the papers' maxima
+    # Branin's three global minima map to maxima near 1 on the grid
+    assert values[:, 0].max() > 0.99
+    assert [o.direction for o in oracle.objectives] == ["max"] * 4
+    with pytest.raises(ValueError, match="unknown functions"):
+        HyperGridOracle(space, ["rosenbrock"])
+
+
+def test_ngram_oracle_counts_overlapping_motifs():
+    from data.spaces import SequenceSpace
+    from oracles.ngram import NGramOracle
+
+    space = SequenceSpace("ACDEFGHIKLMNPQRSTVWY", 4, 36)
+    oracle = NGramOracle(space)
+    values = oracle(["AVCAVC", "AVAVAVAV", "GGGG"]).values * 18
+    assert values.tolist() == [[2, 2, 1], [4, 0, 0], [0, 0, 0]]
+    with pytest.raises(ValueError, match="not in it"):
+        NGramOracle(space, motifs=["AB"])
