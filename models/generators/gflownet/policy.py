@@ -39,13 +39,21 @@ class Policy(nn.Module):
         (``None`` unless the policy learns ``P_B``)."""
         raise NotImplementedError
 
-    def trajectory_logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Logits at every state of trajectories ``(T + 1) x n x state_size``:
-        ``(T + 1) x n x n_actions`` forward, and backward or ``None``."""
+    def trajectory_logits(
+        self, states: Tensor, condition: Tensor, needed: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits at the states of trajectories ``(T + 1) x n x state_size``:
+        ``(T + 1) x n x n_actions`` forward, and backward or ``None``. Only the states in
+        the ``needed`` mask ``(T + 1) x n`` are evaluated (others get zeros)."""
         steps, n = states.shape[:2]
-        flat = states.reshape(steps * n, -1)
-        forward, backward = self.logits(flat, condition.repeat(steps, 1))
-        return forward.reshape(steps, n, -1), None if backward is None else backward.reshape(steps, n, -1)
+        if needed is None:
+            needed = torch.ones(steps, n, dtype=torch.bool, device=states.device)
+        rows, columns = needed.nonzero(as_tuple=True)
+        forward, backward = self.logits(states[rows, columns], condition[columns])
+        out_forward = forward.new_zeros(steps, n, forward.shape[-1]).index_put((rows, columns), forward)
+        if backward is None:
+            return out_forward, None
+        return out_forward, backward.new_zeros(steps, n, backward.shape[-1]).index_put((rows, columns), backward)
 
 
 class MLPPolicy(Policy):
@@ -111,8 +119,10 @@ class CausalTransformerPolicy(Policy):
         out = self._outputs(states[:, :width], condition)
         return out[torch.arange(len(states), device=states.device), depth], None
 
-    def trajectory_logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, None]:
-        # every state of a trajectory is a prefix of its last state
+    def trajectory_logits(
+        self, states: Tensor, condition: Tensor, needed: Tensor | None = None
+    ) -> tuple[Tensor, None]:
+        # every state of a trajectory is a prefix of its last state: one pass scores all
         final = states[-1]
         out = self._outputs(final, condition)  # n x (L + 1) x A
         steps = states.shape[0]

@@ -134,7 +134,9 @@ def trajectory_log_probs(
     """
     states, actions = trajectories.states, trajectories.actions
     steps, n = actions.shape
-    forward, backward = policy.trajectory_logits(states, condition)
+    moves = ((actions != NO_ACTION) & (actions != env.stop)).sum(0)
+    needed = torch.arange(steps + 1, device=actions.device)[:, None] <= moves[None, :]
+    forward, backward = policy.trajectory_logits(states, condition, needed)
     flat_states = states[:-1].flatten(0, 1)
     mask = env.forward_mask(flat_states).reshape(steps, n, -1)
     taken = actions != NO_ACTION
