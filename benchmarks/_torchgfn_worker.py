@@ -73,7 +73,9 @@ def main() -> None:
     rewards[(states * radix).sum(-1)] = env.reward(env.states_from_tensor(states)).double()
     target = rewards / rewards.sum()
     tv = 0.5 * float((p - target).abs().sum())
-    print(json.dumps({"steps_per_second": steps / elapsed, "seconds": elapsed, "tv": tv, "loss": loss.item()}))
+    print(
+        json.dumps({"steps_per_second": steps / elapsed, "seconds": elapsed, "tv": tv, "loss": loss.item()})
+    )
 
 
 if __name__ == "__main__":

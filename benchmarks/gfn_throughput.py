@@ -10,7 +10,7 @@ programming over the grid) and R / Z.
 torchgfn needs numpy<2, so it runs in a benchmark-only virtual environment that this
 script creates (``benchmarks/.venv-torchgfn``); it is never a project dependency.
 
-    python benchmarks/gfn_throughput.py [--steps 1000] [--seed 0]
+    python benchmarks/gfn_throughput.py [--steps 1000] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -97,33 +98,45 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ours-only", action="store_true", help="skip torchgfn (no venv)")
     args = parser.parse_args()
     python = None if args.ours_only else ensure_torchgfn_venv()
     rows = []
     for ndim, height, batch in CASES:
-        row: dict = {"grid": f"{ndim}-D height {height}", "batch": batch, "steps": args.steps}
-        row["ours"] = ours(ndim, height, batch, args.steps, args.seed)
-        if python is not None:
-            out = subprocess.run(
-                [str(python), str(HERE / "_torchgfn_worker.py"), *map(str, (ndim, height, batch, args.steps, args.seed))],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            row["torchgfn"] = json.loads(out.stdout.strip().splitlines()[-1])
-            row["speedup"] = row["ours"]["steps_per_second"] / row["torchgfn"]["steps_per_second"]
+        row: dict = {"grid": f"{ndim}-D height {height}", "batch": batch, "steps": args.steps, "runs": []}
+        for seed in args.seeds:
+            run = {"seed": seed, "ours": ours(ndim, height, batch, args.steps, seed)}
+            if python is not None:
+                out = subprocess.run(
+                    [
+                        str(python),
+                        str(HERE / "_torchgfn_worker.py"),
+                        *map(str, (ndim, height, batch, args.steps, seed)),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                run["torchgfn"] = json.loads(out.stdout.strip().splitlines()[-1])
+            row["runs"].append(run)
+            print(json.dumps({"grid": row["grid"], "batch": batch, **run}), flush=True)
         rows.append(row)
-        print(json.dumps(row), flush=True)
-    print("\n| grid | batch | steps | ours steps/s | torchgfn steps/s | speed-up | ours TV | torchgfn TV |")
+    print(f"\n{len(args.seeds)} seed(s) per case: mean, and for TV mean ± standard deviation")
+    print("| grid | batch | steps | ours steps/s | torchgfn steps/s | speed-up | ours TV | torchgfn TV |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        t = r.get("torchgfn", {})
+        cells = []
+        for side in ("ours", "torchgfn"):
+            runs = [run[side] for run in r["runs"] if side in run]
+            speed = statistics.mean(x["steps_per_second"] for x in runs) if runs else float("nan")
+            tvs = [x["tv"] for x in runs]
+            spread = statistics.stdev(tvs) if len(tvs) > 1 else 0.0
+            cells.append((speed, f"{statistics.mean(tvs):.3f} ± {spread:.3f}" if tvs else "n/a"))
+        (ours_speed, ours_tv), (their_speed, their_tv) = cells
         print(
-            f"| {r['grid']} | {r['batch']} | {r['steps']} | {r['ours']['steps_per_second']:.1f} | "
-            f"{t.get('steps_per_second', float('nan')):.1f} | {r.get('speedup', float('nan')):.2f}x | "
-            f"{r['ours']['tv']:.3f} | {t.get('tv', float('nan')):.3f} |"
+            f"| {r['grid']} | {r['batch']} | {r['steps']} | {ours_speed:.1f} | {their_speed:.1f} | "
+            f"{ours_speed / their_speed:.2f}x | {ours_tv} | {their_tv} |"
         )
 
 

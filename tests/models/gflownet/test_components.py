@@ -78,26 +78,31 @@ def test_condition_sampler_is_seeded_and_encodes_beta_only_when_it_varies():
         ConditionSampler(2, (5.0, 1.0))
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "env",
     [HyperGridEnvironment(GridSpace(3, 4)), SequenceEnvironment(SequenceSpace("ABCD", 2, 5))],
     ids=["grid", "sequence"],
 )
-def test_sampled_trajectories_respect_masks_and_replay_round_trips(env):
-    model = MOGFN(env, 2, MOGFNSettings(hidden=16, layers=2, thermometer_bins=4), seed=0)
-    cond = model.conditions.encode(model.conditions.sample(200, torch.Generator().manual_seed(0)))
+def test_sampled_trajectories_respect_masks_and_replay_round_trips(env, device):
+    model = MOGFN(env, 2, MOGFNSettings(hidden=16, layers=2, thermometer_bins=4), seed=0, device=device)
+    conditioning = model.conditions.sample(200, torch.Generator().manual_seed(0)).to(model.device)
+    cond = model.conditions.encode(conditioning)
     traj = sample_trajectories(env, model.policy, cond, torch.Generator().manual_seed(1), epsilon=0.5)
     for t in range(traj.actions.shape[0]):
         taken = traj.actions[t] >= 0
         allowed = env.forward_mask(traj.states[t][taken])
         assert allowed.gather(1, traj.actions[t][taken, None]).all()
     assert ((traj.actions == env.stop).sum(0) == 1).all()  # each trajectory stops once
-    tokens = env.to_tokens(traj.terminal)
+    tokens = env.to_tokens(traj.terminal).cpu()
     candidates = env.space.decode(tokens)
     assert all(env.space.check(c).canonical == c for c in candidates)
     replay = backward_trajectories(env, traj.terminal, torch.Generator().manual_seed(2))
     assert torch.equal(replay.terminal, traj.terminal)
-    assert torch.equal(replay.states[0], env.initial(200))
+    assert torch.equal(replay.states[0], env.initial(200, model.device))
     assert ((replay.actions == env.stop).sum(0) == 1).all()
     again = sample_trajectories(env, model.policy, cond, torch.Generator().manual_seed(1), epsilon=0.5)
     assert torch.equal(again.terminal, traj.terminal)  # seeded
@@ -120,13 +125,14 @@ def _grid_dataset(space, n=20):
     return Dataset(candidates, space.featurize(candidates), Y)
 
 
-def test_generator_trains_on_the_proxy_warm_starts_and_restores(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_generator_trains_on_the_proxy_warm_starts_and_restores(tmp_path, device):
     space = GridSpace(2, 8)
     data = _grid_dataset(space)
     model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
-    reward = ProxyReward(model, space)
+    reward = ProxyReward(model.to(device), space)
     settings = MOGFNSettings(batch_size=32, hidden=32, layers=2, thermometer_bins=8, replay_fraction=0.25)
-    gen = MOGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5)
+    gen = MOGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5, device=device)
     metrics = gen.update(reward, data, torch.Generator().manual_seed(0))
     assert {"loss", "log_z", "steps_per_second"} <= metrics.keys() and math.isfinite(metrics["loss"])
     assert len(gen.history["loss"]) == 30
@@ -135,7 +141,7 @@ def test_generator_trains_on_the_proxy_warm_starts_and_restores(tmp_path):
     path = tmp_path / "state.pt"
     torch.save(state, path)
 
-    twin = MOGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5, seed=99)
+    twin = MOGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5, seed=99, device=device)
     twin.load_state_dict(torch.load(path, weights_only=True))
     a = gen.propose(64, torch.Generator().manual_seed(5))
     b = twin.propose(64, torch.Generator().manual_seed(5))

@@ -29,13 +29,16 @@ from models.generators.gflownet import (
     trajectory_log_probs,
 )
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+"""The same code must be exact on every device present (CUDA checks run on a GPU machine)."""
+
 PREFERENCES = torch.tensor([[0.5, 0.5], [0.9, 0.1], [0.1, 0.9], [0.3, 0.7], [0.7, 0.3]])
 BETA = 4.0
 
 
 def grid_objectives(states: Tensor) -> Tensor:
     u = states.float() / 7
-    near = lambda c: 1 - ((u - torch.tensor(c)) ** 2).sum(-1)  # noqa: E731
+    near = lambda c: 1 - ((u - torch.tensor(c, device=u.device)) ** 2).sum(-1)  # noqa: E731
     return torch.stack([near([0.2, 0.8]), near([0.8, 0.2])], -1).clamp_min(0)
 
 
@@ -50,7 +53,7 @@ def sequence_objectives(states: Tensor) -> Tensor:
 def _max_tv(model: MOGFN, objectives) -> list[float]:
     distances = []
     for w in PREFERENCES:
-        conditioning = model.conditions.fixed(w[None], BETA)
+        conditioning = model.conditions.fixed(w[None], BETA).to(model.device)
         states, p = terminal_distribution(model.env, model.policy, model.conditions.encode(conditioning))
         n = len(states)
         every = Conditioning(conditioning.preferences.expand(n, -1), conditioning.beta.expand(n))
@@ -61,6 +64,7 @@ def _max_tv(model: MOGFN, objectives) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("env", "objectives", "steps", "size"),
     [
@@ -69,16 +73,15 @@ def _max_tv(model: MOGFN, objectives) -> list[float]:
     ],
     ids=["hypergrid-8x8", "sequences-1to4-over-3"],
 )
-def test_trained_conditional_model_matches_target_exactly(env, objectives, steps, size):
+def test_trained_conditional_model_matches_target_exactly(env, objectives, steps, size, device):
     settings = MOGFNSettings(
         beta=BETA, batch_size=128, epsilon=0.05, hidden=64, layers=2, thermometer_bins=16
     )
-    model = MOGFN(env, 2, settings, seed=0)
+    model = MOGFN(env, 2, settings, seed=0, device=device)
     untrained = _max_tv(model, objectives)
     model.train(objectives, steps, torch.Generator().manual_seed(0))
-    states, _ = terminal_distribution(
-        env, model.policy, model.conditions.encode(model.conditions.fixed(PREFERENCES[:1]))
-    )
+    first = model.conditions.encode(model.conditions.fixed(PREFERENCES[:1]).to(model.device))
+    states, _ = terminal_distribution(env, model.policy, first)
     assert len(states) == size  # every terminal state is enumerated
     trained = _max_tv(model, objectives)
     assert max(trained) < 0.05, trained
