@@ -230,6 +230,7 @@ class CampaignStore:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"round_{round_:04d}.pt"
         _atomic_write(path, lambda fh: torch.save(state, fh))
+        crash_point("store.checkpoint_saved")
         return path
 
     def load_checkpoint(self, generator: str, before_round: int) -> tuple[int, dict[str, Any]] | None:

@@ -148,6 +148,9 @@ def update_generator(
         checkpoint = store.load_checkpoint(generator.name, round_)
         if checkpoint is not None:
             generator.load_state_dict(checkpoint[1])
+        elif state := generator.state_dict():  # the untrained state, for a retry to start from
+            store.save_checkpoint(generator.name, 0, state)
+    generator.trained_round = None  # until this update is stored: a retry reloads
     metrics = generator.update(
         reward, dataset, round_generator(setup.config.seed, round_, f"update-{generator.name}")
     )

@@ -64,6 +64,10 @@ class MOGFNSettings:
     """Share of each batch replayed from the buffer of high-reward terminal states."""
     replay_capacity: int = 1000
     grad_clip: float = 10.0
+    min_log_reward: float = -75.0
+    """Floor of ``beta * log s``: a candidate scored at or below the worst measured value
+    has ``s = 0``, and ``log 0`` would swamp the squared trajectory-balance loss (the
+    recursionpharma/gflownet library clips at the same value)."""
 
 
 class MOGFN:
@@ -88,7 +92,7 @@ class MOGFN:
         self.conditions = ConditionSampler(num_objectives, s.beta, s.alpha, s.thermometer_bins)
         size = self.conditions.encoding_size
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.random.default_generator.manual_seed(seed)  # CPU only: CUDA's RNG is left alone
             kind = s.policy if s.policy != "auto" else ("transformer" if env.is_tree else "mlp")
             if kind == "transformer":
                 self.policy: Policy = CausalTransformerPolicy(env, size, s.hidden, max(1, s.layers - 1))
@@ -114,15 +118,22 @@ class MOGFN:
     def log_reward(self, rewards: Tensor, conditioning: Conditioning) -> Tensor:
         """``beta * log s(r, w)`` for objective rewards ``n x m`` (eq. 5, in log space)."""
         scalar = self.settings.scalarization(rewards.float(), conditioning.preferences.to(rewards.device))
-        return log_reward(scalar, conditioning.beta.to(rewards.device))
+        return log_reward(scalar, conditioning.beta.to(rewards.device)).clamp_min(
+            self.settings.min_log_reward
+        )
 
     # -- replay -------------------------------------------------------------------------
+    @property
+    def replays(self) -> bool:
+        return self.settings.replay_fraction > 0 and self.settings.replay_capacity > 0
+
     def remember(self, states: Tensor, rewards: Tensor) -> None:
-        """Add terminal states to the replay buffer; it keeps the best by Pareto rank."""
-        if self.settings.replay_capacity <= 0:
+        """Add terminal states to the replay buffer (a state seen again takes its new
+        reward); it keeps the best by Pareto rank."""
+        if not self.replays:
             return
-        states = torch.cat([self.buffer_states, states.to(self.device)])
-        rewards = torch.cat([self.buffer_rewards, rewards.to(self.device).float()])
+        states = torch.cat([states.to(self.device), self.buffer_states])
+        rewards = torch.cat([rewards.to(self.device).float(), self.buffer_rewards])
         states, first = _unique_rows(states)
         rewards = rewards[first]
         if len(states) > self.settings.replay_capacity:
@@ -150,17 +161,20 @@ class MOGFN:
             self.remember(trajectories.terminal[:n_online], rewards[:n_online])
         loss, scores = self._loss(trajectories, condition, conditioning, rewards)
         self.optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(
-            list(self.policy.parameters()) + list(self.log_z.parameters()), s.grad_clip
-        )
-        self.optimizer.step()
+        finite = bool(torch.isfinite(loss))
+        if finite:  # a NaN reward must not poison every weight
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                list(self.policy.parameters()) + list(self.log_z.parameters()), s.grad_clip
+            )
+            self.optimizer.step()
         self.steps_done += 1
         return {
             "loss": loss.item(),
             "log_z": scores.log_z.mean().item(),
             "log_reward": float(scores.log_reward.mean()),
             "trajectory_length": float((trajectories.actions >= 0).sum(0).float().mean()),
+            "skipped": float(not finite),
         }
 
     def _loss(
@@ -181,7 +195,9 @@ class MOGFN:
     ) -> dict[str, list[float]]:
         """``steps`` training steps; ``offline`` terminal states (measured candidates)
         join the replay buffer first. Returns the per-step curves."""
-        if offline is not None and len(offline) and self.settings.replay_fraction > 0:
+        if self.replays and len(self.buffer_states):  # the reward may have changed since
+            self.buffer_rewards = objective(self.buffer_states).to(self.device).float()
+        if offline is not None and len(offline) and self.replays:
             offline = offline.to(self.device)
             self.remember(offline, objective(offline))
         history: dict[str, list[float]] = {}
@@ -266,7 +282,8 @@ class MOGFNGenerator(Generator):
             low, high = Y.min(0).values, Y.max(0).values
         else:
             low, high = torch.zeros(self.model.conditions.num_objectives), None
-        span = (high - low).clamp_min(1e-9) if high is not None else torch.ones_like(low)
+        span = torch.ones_like(low) if high is None else high - low
+        span = torch.where(span > 1e-9 * (1 + low.abs()), span, torch.ones_like(span))  # all equal: no scale
 
         def score(states: Tensor) -> Tensor:
             values = optimistic.from_tokens(self.env.to_tokens(states))

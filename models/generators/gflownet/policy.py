@@ -53,7 +53,9 @@ class Policy(nn.Module):
         out_forward = forward.new_zeros(steps, n, forward.shape[-1]).index_put((rows, columns), forward)
         if backward is None:
             return out_forward, None
-        return out_forward, backward.new_zeros(steps, n, backward.shape[-1]).index_put((rows, columns), backward)
+        return out_forward, backward.new_zeros(steps, n, backward.shape[-1]).index_put(
+            (rows, columns), backward
+        )
 
 
 class MLPPolicy(Policy):
@@ -95,6 +97,8 @@ class CausalTransformerPolicy(Policy):
         super().__init__(env, condition_size)
         if not env.is_tree:
             raise ValueError("a causal policy needs an autoregressive (tree) environment")
+        if hidden % heads:
+            raise ValueError(f"the transformer's width ({hidden}) must be a multiple of its {heads} heads")
         length = env.space.max_length
         self.condition = nn.Linear(condition_size, hidden)
         self.tokens = nn.Embedding(env.space.vocab_size, hidden)

@@ -41,6 +41,10 @@ class Trajectories:
     def __len__(self) -> int:
         return self.actions.shape[1]
 
+    def __getitem__(self, index: slice | Tensor) -> Trajectories:
+        """A sub-batch of trajectories."""
+        return Trajectories(self.states[:, index], self.actions[:, index])
+
     @staticmethod
     def cat(parts: list[Trajectories]) -> Trajectories:
         """Join batches of different horizons (shorter ones are padded)."""
@@ -69,7 +73,8 @@ def sample_trajectories(
 
     With probability ``epsilon`` an action is drawn uniformly among the valid ones
     (off-policy exploration; trajectory balance stays valid). Draws use ``generator``
-    on the CPU, so results are the same on every device.
+    on the CPU whatever the device (the same seed gives the same run on one device;
+    devices differ only by floating-point rounding of the policy).
     """
     n, device = len(condition), condition.device
     state = env.initial(n, device)

@@ -20,6 +20,7 @@ from models.generators.gflownet import (
     MOGFNSettings,
     Policy,
     SequenceEnvironment,
+    Trajectories,
     TrajectoryBalance,
     TrajectoryScores,
     backward_trajectories,
@@ -89,18 +90,36 @@ def test_trained_conditional_model_matches_target_exactly(env, objectives, steps
 
 
 class TablePolicy(Policy):
-    """Forward logits read from a table of log-flows: the exact GFlowNet for a reward."""
+    """Logits read from tables of log-flows: the exact GFlowNet for a reward."""
 
-    def __init__(self, env: Environment, table: dict[tuple, Tensor]) -> None:
+    def __init__(self, env: Environment, forward: dict[tuple, Tensor], backward: dict | None = None) -> None:
         super().__init__(env, 1)
-        self.table = table
+        self.forward_table = forward
+        self.backward_table = backward
+        self.learns_backward = backward is not None
 
-    def logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, None]:
-        return torch.stack([self.table[tuple(s.tolist())] for s in states]), None
+    def logits(self, states: Tensor, condition: Tensor) -> tuple[Tensor, Tensor | None]:
+        keys = [tuple(s.tolist()) for s in states]
+        forward = torch.stack([self.forward_table[k] for k in keys])
+        if self.backward_table is None:
+            return forward, None
+        return forward, torch.stack([self.backward_table[k] for k in keys])
 
 
-def _perfect_policy(env: Environment, log_reward) -> tuple[TablePolicy, float]:
-    """Flows by backward induction: F(s) = R(s) + sum_children F(c) P_B(s | c)."""
+def _backward_table(env: Environment, states: list[Tensor]) -> dict[tuple, Tensor]:
+    """A non-uniform backward policy: logits that depend on the state and the action."""
+    table = {}
+    for s in states:
+        key = tuple(s.tolist())
+        table[key] = torch.tensor([0.7 * (i + 1) * v for i, v in enumerate(key)], dtype=torch.double)
+    return table
+
+
+def _perfect_policy(
+    env: Environment, log_reward, learned_backward: bool = False
+) -> tuple[TablePolicy, float]:
+    """Flows by backward induction: F(s) = R(s) + sum_children F(c) P_B(s | c), and
+    P_F(c | s) = F(c) P_B(s | c) / F(s)."""
     layers = [env.initial(1)]
     for _ in range(env.max_steps):
         state = layers[-1]
@@ -109,6 +128,18 @@ def _perfect_policy(env: Environment, log_reward) -> tuple[TablePolicy, float]:
         if len(rows) == 0:
             break
         layers.append(torch.unique(env.step(state[rows], actions), dim=0))
+    every = [s for layer in layers for s in layer]
+    backward = _backward_table(env, every) if learned_backward else None
+
+    def log_pb(child: Tensor, action: Tensor) -> Tensor:
+        if env.is_tree:
+            return torch.tensor(0.0, dtype=torch.double)
+        mask = env.backward_mask(child[None])[0]
+        if backward is None:
+            return -torch.log(mask.sum().double())
+        logits = backward[tuple(child.tolist())].masked_fill(~mask, float("-inf"))
+        return torch.log_softmax(logits, 0)[env.backward_action(action[None])[0]]
+
     flow: dict[tuple, float] = {}
     table: dict[tuple, Tensor] = {}
     for layer in reversed(layers):
@@ -118,43 +149,51 @@ def _perfect_policy(env: Environment, log_reward) -> tuple[TablePolicy, float]:
             if m[env.stop]:
                 logits[env.stop] = log_reward(s[None])[0]
             for a in m[: env.stop].nonzero().flatten():
-                child = env.step(s[None], a[None])
-                parents = env.parent_count(child)[0] if not env.is_tree else 1
-                logits[a] = flow[tuple(child[0].tolist())] - torch.log(
-                    torch.tensor(float(parents), dtype=torch.double)
-                )
+                child = env.step(s[None], a[None])[0]
+                logits[a] = flow[tuple(child.tolist())] + log_pb(child, a)
             flow[tuple(s.tolist())] = float(torch.logsumexp(logits, 0))
             table[tuple(s.tolist())] = logits
-    return TablePolicy(env, table), flow[tuple(env.initial(1)[0].tolist())]
+    return TablePolicy(env, table, backward), flow[tuple(env.initial(1)[0].tolist())]
 
 
 @pytest.mark.parametrize(
-    "env",
-    [HyperGridEnvironment(GridSpace(2, 5)), SequenceEnvironment(SequenceSpace("AB", 1, 3))],
-    ids=["hypergrid", "sequences"],
+    ("env", "learned_backward"),
+    [
+        (HyperGridEnvironment(GridSpace(2, 5)), False),
+        (HyperGridEnvironment(GridSpace(3, 3)), True),
+        (SequenceEnvironment(SequenceSpace("AB", 1, 3)), False),
+    ],
+    ids=["hypergrid-uniform-pb", "hypergrid-learned-pb", "sequences"],
 )
-def test_trajectory_balance_is_zero_for_a_perfect_policy(env):
+def test_trajectory_balance_is_zero_for_a_perfect_policy(env, learned_backward):
     weights = torch.tensor([0.3, 0.7])
 
     def log_reward(states: Tensor) -> Tensor:
         r = torch.stack([(states == 0).sum(-1), (states == 1).sum(-1)], -1).double() + 1
         return 2.0 * torch.log((r * weights).sum(-1))
 
-    policy, log_z = _perfect_policy(env, log_reward)
+    policy, log_z = _perfect_policy(env, log_reward, learned_backward)
     generator = torch.Generator().manual_seed(1)
     condition = torch.zeros(64, 1)
     online = sample_trajectories(env, policy, condition, generator, epsilon=0.3)
     replayed = backward_trajectories(env, online.terminal.flip(0), generator)
+    mixed = Trajectories.cat([online[:40], replayed[40:]])  # different horizons, as in training
     loss = TrajectoryBalance()
-    for trajectories in (online, replayed):
+    for trajectories in (online, replayed, mixed):
         log_pf, log_pb = trajectory_log_probs(env, policy, trajectories, condition)
+        if learned_backward:
+            assert log_pb.min() < log_pb.max()  # P_B is not uniform: the table matters
         scores = TrajectoryScores(
             torch.full((64,), log_z, dtype=torch.double), log_pf, log_pb, log_reward(trajectories.terminal)
         )
         assert loss.residuals(scores).abs().max().item() < 1e-9
         assert loss(scores).item() == pytest.approx(0.0, abs=1e-15)
-        # a wrong log Z is penalized: the check can fail
-        assert loss(TrajectoryScores(scores.log_z + 0.5, log_pf, log_pb, scores.log_reward)).item() > 0.2
+    # a policy that is slightly off is penalized: the check can fail
+    start = tuple(env.initial(1)[0].tolist())  # every trajectory leaves from here
+    policy.forward_table[start] = policy.forward_table[start] + torch.linspace(0, 0.3, env.n_actions).double()
+    log_pf, log_pb = trajectory_log_probs(env, policy, online, condition)
+    wrong = TrajectoryScores(scores.log_z, log_pf, log_pb, log_reward(online.terminal))
+    assert loss(wrong).item() > 1e-4
     states, p = terminal_distribution(env, policy, condition[0])
     target = torch.softmax(log_reward(states), 0)
-    assert total_variation(p, target) < 1e-12
+    assert total_variation(p, target) > 1e-3
