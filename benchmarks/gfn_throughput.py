@@ -2,15 +2,18 @@
 
 Same HyperGrid (torchgfn's "original" reward, R0=0.1, R1=0.5, R2=2), same batch size,
 same MLP (2 x 256 hidden, learned backward policy sharing the trunk), same optimizer
-settings (Adam, policy lr 1e-3, log Z lr 1e-1), on-policy, same number of steps, one
-torch thread each, measured side by side in one run. The final distribution error is the
+settings (Adam, policy lr 1e-3, log Z lr 1e-1, no gradient clipping), on-policy, same
+number of steps, one torch thread each, measured side by side in one run. The final distribution error is the
 exact total variation between the trained sampler's terminal distribution (dynamic
 programming over the grid) and R / Z.
 
 torchgfn needs numpy<2, so it runs in a benchmark-only virtual environment that this
 script creates (``benchmarks/.venv-torchgfn``); it is never a project dependency.
 
-    python benchmarks/gfn_throughput.py [--steps 1000] [--seeds 0 1 2]
+    python benchmarks/gfn_throughput.py [--steps 1000] [--seeds 0 1 2 3 4] [--jobs 2]
+
+With ``--jobs 2`` two (case, seed) pairs run at once, one per core; within a pair the two
+libraries run one after the other, so each sees the same load.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +48,8 @@ def ensure_torchgfn_venv() -> Path:
 
 
 def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str, float]:
-    """paretolab's MOGFN code path with one objective, fixed beta = 1."""
+    """paretolab's MOGFN code path with one objective and a fixed beta = 1: nothing is
+    conditioned on, so log Z is one number, as in torchgfn."""
     sys.path.insert(0, str(HERE.parent))
     import torch
 
@@ -68,7 +73,6 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
 
     settings = MOGFNSettings(
         beta=1.0,
-        thermometer_bins=2,
         epsilon=0.0,
         batch_size=batch,
         lr=1e-3,
@@ -78,6 +82,7 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
         policy="mlp",
         learn_backward=True,
         replay_capacity=0,
+        grad_clip=float("inf"),  # torchgfn does not clip
     )
     model = MOGFN(env, 1, settings, seed=seed)
     generator = torch.Generator().manual_seed(seed)
@@ -95,47 +100,61 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
     }
 
 
+def measure(ndim: int, height: int, batch: int, steps: int, seed: int, python: Path | None) -> dict:
+    """Both libraries on one case and seed, one after the other."""
+    run: dict = {"seed": seed, "ours": ours(ndim, height, batch, steps, seed)}
+    if python is not None:
+        out = subprocess.run(
+            [str(python), str(HERE / "_torchgfn_worker.py"), *map(str, (ndim, height, batch, steps, seed))],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        run["torchgfn"] = json.loads(out.stdout.strip().splitlines()[-1])
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--jobs", type=int, default=1, help="(case, seed) pairs measured at once")
     parser.add_argument("--ours-only", action="store_true", help="skip torchgfn (no venv)")
+    parser.add_argument("--one", nargs=5, type=int, help=argparse.SUPPRESS)  # ndim height batch steps seed
     args = parser.parse_args()
     python = None if args.ours_only else ensure_torchgfn_venv()
-    rows = []
-    for ndim, height, batch in CASES:
-        row: dict = {"grid": f"{ndim}-D height {height}", "batch": batch, "steps": args.steps, "runs": []}
-        for seed in args.seeds:
-            run = {"seed": seed, "ours": ours(ndim, height, batch, args.steps, seed)}
-            if python is not None:
-                out = subprocess.run(
-                    [
-                        str(python),
-                        str(HERE / "_torchgfn_worker.py"),
-                        *map(str, (ndim, height, batch, args.steps, seed)),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                run["torchgfn"] = json.loads(out.stdout.strip().splitlines()[-1])
-            row["runs"].append(run)
-            print(json.dumps({"grid": row["grid"], "batch": batch, **run}), flush=True)
-        rows.append(row)
-    print(f"\n{len(args.seeds)} seed(s) per case: mean, and for TV mean ± standard deviation")
+    if args.one:
+        print(json.dumps(measure(*args.one, python)))
+        return
+    jobs = [(case, seed) for case in CASES for seed in args.seeds]
+
+    def launch(job: tuple) -> dict:
+        (ndim, height, batch), seed = job
+        command = [sys.executable, __file__, "--one", *map(str, (ndim, height, batch, args.steps, seed))]
+        if args.ours_only:
+            command.append("--ours-only")
+        out = subprocess.run(command, check=True, capture_output=True, text=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps({"grid": f"{ndim}-D height {height}", "batch": batch, **result}), flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(launch, jobs))
+    print(f"\n{len(args.seeds)} seed(s) per case, {args.jobs} measured at once: mean steps/s; TV mean ± sd")
     print("| grid | batch | steps | ours steps/s | torchgfn steps/s | speed-up | ours TV | torchgfn TV |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for ndim, height, batch in CASES:
+        runs = [r for (case, _), r in zip(jobs, results, strict=True) if case == (ndim, height, batch)]
         cells = []
         for side in ("ours", "torchgfn"):
-            runs = [run[side] for run in r["runs"] if side in run]
-            speed = statistics.mean(x["steps_per_second"] for x in runs) if runs else float("nan")
-            tvs = [x["tv"] for x in runs]
+            sided = [run[side] for run in runs if side in run]
+            speed = statistics.mean(x["steps_per_second"] for x in sided) if sided else float("nan")
+            tvs = [x["tv"] for x in sided]
             spread = statistics.stdev(tvs) if len(tvs) > 1 else 0.0
             cells.append((speed, f"{statistics.mean(tvs):.3f} ± {spread:.3f}" if tvs else "n/a"))
         (ours_speed, ours_tv), (their_speed, their_tv) = cells
         print(
-            f"| {r['grid']} | {r['batch']} | {r['steps']} | {ours_speed:.1f} | {their_speed:.1f} | "
+            f"| {ndim}-D height {height} | {batch} | {args.steps} | {ours_speed:.1f} | {their_speed:.1f} | "
             f"{ours_speed / their_speed:.2f}x | {ours_tv} | {their_tv} |"
         )
 

@@ -66,6 +66,14 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
     assert again["candidate"].tolist() == batches["candidate"].tolist()
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, prefect_api) -> Path:
+    """The two-round MOGFN campaign run straight through, once for the kill tests."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    run_campaign(str(_config(root, 2)), str(root / "campaign"))
+    return root / "campaign"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_at",
@@ -75,10 +83,8 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
         "store.appended.proposals:2",  # round 2 proposed, batch not selected yet
     ],
 )
-def test_mogfn_campaign_killed_mid_round_resumes_exactly(tmp_path, prefect_api, kill_at):
+def test_mogfn_campaign_killed_mid_round_resumes_exactly(tmp_path, prefect_api, uninterrupted, kill_at):
     config = _config(tmp_path, 2)
-    straight = tmp_path / "straight"
-    run_campaign(str(config), str(straight))
     killed = tmp_path / "killed"
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -89,7 +95,7 @@ def test_mogfn_campaign_killed_mid_round_resumes_exactly(tmp_path, prefect_api, 
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    with CampaignStore.open(straight, lock=False) as a, CampaignStore.open(killed, lock=False) as b:
+    with CampaignStore.open(uninterrupted, lock=False) as a, CampaignStore.open(killed, lock=False) as b:
         assert b.read("batches")["candidate"].tolist() == a.read("batches")["candidate"].tolist()
         assert b.read("observations")["candidate"].tolist() == a.read("observations")["candidate"].tolist()
 

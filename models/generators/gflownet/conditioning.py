@@ -58,8 +58,10 @@ class Conditioning:
 class ConditionSampler:
     """Draws and encodes conditionings.
 
-    ``beta`` is a number (fixed) or a ``(low, high)`` range sampled uniformly; a fixed
-    ``beta`` carries no information and is left out of the encoding.
+    ``beta`` is a number (fixed) or a ``(low, high)`` range sampled uniformly. What does
+    not vary carries no information and is left out of the encoding: a fixed ``beta``, and
+    the preference of a single objective (then the encoding is empty and the GFlowNet is
+    unconditional).
     """
 
     def __init__(
@@ -80,7 +82,9 @@ class ConditionSampler:
         self.beta_range = (low, high)
         self.alpha = alpha
         self.bins = bins
-        self.encoding_size = bins * num_objectives + (bins if high > low else 0)
+        self.encoding_size = (bins * num_objectives if num_objectives > 1 else 0) + (
+            bins if high > low else 0
+        )
 
     @property
     def beta_max(self) -> float:
@@ -103,7 +107,10 @@ class ConditionSampler:
 
     def encode(self, conditioning: Conditioning) -> Tensor:
         """Policy input ``n x encoding_size``."""
-        parts = [thermometer(conditioning.preferences, self.bins, 0.0, 1.0).flatten(1)]
+        n = len(conditioning)
+        parts = [torch.empty(n, 0, device=conditioning.beta.device)]
+        if self.num_objectives > 1:
+            parts.append(thermometer(conditioning.preferences, self.bins, 0.0, 1.0).flatten(1))
         low, high = self.beta_range
         if high > low:
             parts.append(thermometer(conditioning.beta, self.bins, low, high))

@@ -100,7 +100,9 @@ class CausalTransformerPolicy(Policy):
         if hidden % heads:
             raise ValueError(f"the transformer's width ({hidden}) must be a multiple of its {heads} heads")
         length = env.space.max_length
-        self.condition = nn.Linear(condition_size, hidden)
+        # the first position carries the conditioning (a learned start token when empty)
+        self.condition = nn.Linear(condition_size, hidden) if condition_size else None
+        self.start = nn.Parameter(torch.zeros(hidden))
         self.tokens = nn.Embedding(env.space.vocab_size, hidden)
         self.positions = nn.Parameter(torch.randn(length + 1, hidden) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -112,7 +114,10 @@ class CausalTransformerPolicy(Policy):
     def _outputs(self, tokens: Tensor, condition: Tensor) -> Tensor:
         """Logits at positions ``0..tokens.shape[1]`` (``n x (t + 1) x n_actions``)."""
         embedded = self.tokens(tokens.clamp_min(0))
-        x = torch.cat([self.condition(condition).unsqueeze(1), embedded], dim=1)
+        first = self.start.expand(len(tokens), -1)
+        if self.condition is not None:
+            first = first + self.condition(condition)
+        x = torch.cat([first.unsqueeze(1), embedded], dim=1)
         x = x + self.positions[: x.shape[1]]
         mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
         return self.head(self.encoder(x, mask=mask, is_causal=True))
@@ -136,11 +141,17 @@ class CausalTransformerPolicy(Policy):
 
 
 class LogPartition(nn.Module):
-    """``log Z(w, beta)``: an MLP of the encoded conditioning (Jain et al. 2023, sec. 3)."""
+    """``log Z(w, beta)``: an MLP of the encoded conditioning (Jain et al. 2023, sec. 3),
+    or one learned number when nothing is conditioned on (an empty encoding)."""
 
     def __init__(self, condition_size: int, hidden: int = 64, layers: int = 2) -> None:
         super().__init__()
-        self.net = mlp([condition_size] + [hidden] * layers + [1])
+        if condition_size == 0:
+            self.constant = nn.Parameter(torch.zeros(1))
+        else:
+            self.net = mlp([condition_size] + [hidden] * layers + [1])
 
     def forward(self, condition: Tensor) -> Tensor:
+        if hasattr(self, "constant"):
+            return self.constant.expand(len(condition))
         return self.net(condition).squeeze(-1)

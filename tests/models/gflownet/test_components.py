@@ -74,6 +74,8 @@ def test_condition_sampler_is_seeded_and_encodes_beta_only_when_it_varies():
     )
     assert fixed.encode(fixed.sample(4, torch.Generator())).shape == (4, 30)
     assert ranged.encode(a).shape == (8, 40)
+    single = ConditionSampler(1, 2.0, bins=10)  # nothing varies: an unconditional GFlowNet
+    assert single.encoding_size == 0 and single.encode(single.sample(3, torch.Generator())).shape == (3, 0)
     with pytest.raises(ValueError, match="beta"):
         ConditionSampler(2, (5.0, 1.0))
 
