@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo test lint benchmark clean
+.PHONY: install demo test lint benchmark benchmark-gfn benchmark-mogfn clean
 
 install: $(VENV)/.installed
 
@@ -35,5 +35,13 @@ test: install
 benchmark: install
 	$(BIN)/python benchmarks/round_overhead.py
 
+# our GFlowNet vs torchgfn (creates benchmarks/.venv-torchgfn; about 20 min on 2 cores)
+benchmark-gfn: install
+	TORCH_SPEC="$(TORCH_SPEC)" $(BIN)/python benchmarks/gfn_throughput.py --jobs 2
+
+# the MOGFN paper's synthetic tasks (about 15 min on 2 cores)
+benchmark-mogfn: install
+	$(BIN)/python benchmarks/mogfn_paper.py --grid-steps 2000 --ngram-steps 1000
+
 clean:
-	rm -rf $(VENV) .prefect runs
+	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn

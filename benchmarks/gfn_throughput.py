@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def ensure_torchgfn_venv() -> Path:
         torch_spec = os.environ.get("TORCH_SPEC", "torch==2.13.0")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, torch_spec], check=True)
+        subprocess.run([*pip, *shlex.split(torch_spec)], check=True)
         subprocess.run([*pip, "torchgfn==2.4.1", "numpy<2"], check=True)
         (VENV / ".installed").touch()
     return python
