@@ -33,6 +33,9 @@ from models.rewards import ProxyReward, Scalarization, WeightedSum, log_reward
 
 __all__ = ["MOGFN", "MOGFNGenerator", "MOGFNSettings", "ObjectiveFn"]
 
+MARGIN = 0.1
+"""Share of the measured range added below the worst measured value when normalizing."""
+
 ObjectiveFn = Callable[[Tensor], Tensor]
 """Terminal states ``n x state_size`` -> non-negative objective rewards ``n x m``."""
 
@@ -64,10 +67,11 @@ class MOGFNSettings:
     """Share of each batch replayed from the buffer of high-reward terminal states."""
     replay_capacity: int = 1000
     grad_clip: float = 10.0
-    min_log_reward: float = -75.0
-    """Floor of ``beta * log s``: a candidate scored at or below the worst measured value
-    has ``s = 0``, and ``log 0`` would swamp the squared trajectory-balance loss (the
-    recursionpharma/gflownet library clips at the same value)."""
+    min_log_reward: float | None = None
+    """Optional floor of ``beta * log s`` (recursionpharma/gflownet clips at -75). Off by
+    default: with a large ``beta`` a floor flattens every low reward to the same value and
+    removes the training signal; ``log 0`` is kept finite by ``MIN_SCALARIZED_REWARD``
+    and the gradient clip bounds its pull, as in the MOGFN reference code."""
 
 
 class MOGFN:
@@ -118,9 +122,9 @@ class MOGFN:
     def log_reward(self, rewards: Tensor, conditioning: Conditioning) -> Tensor:
         """``beta * log s(r, w)`` for objective rewards ``n x m`` (eq. 5, in log space)."""
         scalar = self.settings.scalarization(rewards.float(), conditioning.preferences.to(rewards.device))
-        return log_reward(scalar, conditioning.beta.to(rewards.device)).clamp_min(
-            self.settings.min_log_reward
-        )
+        logs = log_reward(scalar, conditioning.beta.to(rewards.device))
+        floor = self.settings.min_log_reward
+        return logs if floor is None else logs.clamp_min(floor)
 
     # -- replay -------------------------------------------------------------------------
     @property
@@ -246,8 +250,10 @@ class MOGFNGenerator(Generator):
     """MOGFN-PC in a campaign: trained each round against the proxy, warm-started.
 
     The reward of objective ``i`` is the proxy's optimistic score (mean + kappa * std),
-    min-max normalized by the measured values (so the worst measured is 0 and the best 1,
-    clipped below at 0), scalarized with the sampled preference and raised to ``beta``.
+    min-max normalized by the measured values with a margin below the worst (the worst
+    measured maps to ``MARGIN / (1 + MARGIN)``, the best to 1; clipped below at 0, so only
+    predictions well below everything measured get a zero reward), scalarized with the
+    sampled preference and raised to ``beta``.
     ``propose`` samples one candidate per Dirichlet preference, spread over the simplex.
     """
 
@@ -284,6 +290,7 @@ class MOGFNGenerator(Generator):
             low, high = torch.zeros(self.model.conditions.num_objectives), None
         span = torch.ones_like(low) if high is None else high - low
         span = torch.where(span > 1e-9 * (1 + low.abs()), span, torch.ones_like(span))  # all equal: no scale
+        low, span = low - MARGIN * span, (1 + MARGIN) * span
 
         def score(states: Tensor) -> Tensor:
             values = optimistic.from_tokens(self.env.to_tokens(states))

@@ -168,3 +168,20 @@ def test_learned_backward_policy_trains_on_a_grid():
     model = MOGFN(env, 2, settings, seed=0)
     history = model.train(lambda s: (s.float() + 1) / 5, 5, torch.Generator().manual_seed(0))
     assert all(math.isfinite(v) for v in history["loss"])
+
+
+def test_campaign_reward_is_normalized_by_the_measurements_even_when_one_is_constant():
+    space = GridSpace(2, 8)
+    data = _grid_dataset(space)
+    Y = torch.stack([data.Y[:, 0], torch.full_like(data.Y[:, 0], 0.5)], -1)  # nothing learned yet
+    data = Dataset(data.candidates, data.X, Y)
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
+    gen = MOGFNGenerator(space, 2, MOGFNSettings(hidden=8, layers=1, thermometer_bins=4), kappa=0.5)
+    every = gen.env.from_tokens(space.encode([f"{i},{j}" for i in range(8) for j in range(8)]))
+    rewards = gen.objective(ProxyReward(model, space), data)(every)
+    assert torch.isfinite(rewards).all() and (rewards >= 0).all()
+    assert rewards[:, 1].abs().max() < 2  # a constant objective is not blown up by a zero range
+    measured = gen.objective(ProxyReward(model, space), data)(
+        gen.env.from_tokens(space.encode(data.candidates))
+    )
+    assert measured[:, 0].min() > 0.05  # the worst measured keeps a positive reward (margin)
