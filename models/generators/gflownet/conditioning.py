@@ -44,15 +44,8 @@ class Conditioning:
     def __len__(self) -> int:
         return len(self.beta)
 
-    def __getitem__(self, index: Tensor | slice) -> Conditioning:
-        return Conditioning(self.preferences[index], self.beta[index])
-
     def to(self, device: torch.device) -> Conditioning:
         return Conditioning(self.preferences.to(device), self.beta.to(device))
-
-    @staticmethod
-    def cat(parts: list[Conditioning]) -> Conditioning:
-        return Conditioning(torch.cat([p.preferences for p in parts]), torch.cat([p.beta for p in parts]))
 
 
 class ConditionSampler:
