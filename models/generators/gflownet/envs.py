@@ -58,13 +58,14 @@ class Environment(ABC):
     def backward_action(self, actions: Tensor) -> Tensor:
         """The backward action that undoes each (non-stop) forward action."""
 
-    @abstractmethod
     def to_tokens(self, states: Tensor) -> Tensor:
-        """Terminal states -> the space's token batch (``space.decode`` takes it)."""
+        """Terminal states -> the space's token batch (``space.decode`` takes it); the
+        identity where a state is written in the space's tokens."""
+        return states
 
-    @abstractmethod
     def from_tokens(self, tokens: Tensor) -> Tensor:
         """The space's token batch -> terminal states."""
+        return tokens.clone()
 
     @abstractmethod
     def depth(self, states: Tensor) -> Tensor:
@@ -142,12 +143,6 @@ class SequenceEnvironment(Environment):
     def backward_action(self, actions: Tensor) -> Tensor:
         return torch.zeros_like(actions)
 
-    def to_tokens(self, states: Tensor) -> Tensor:
-        return states
-
-    def from_tokens(self, tokens: Tensor) -> Tensor:
-        return tokens.clone()
-
 
 class HyperGridEnvironment(Environment):
     """The HyperGrid DAG (Bengio et al. 2021; Jain et al. 2023, sec. 5.1): start at the
@@ -195,12 +190,6 @@ class HyperGridEnvironment(Environment):
 
     def backward_action(self, actions: Tensor) -> Tensor:
         return actions.clamp_max(self.dims - 1)
-
-    def to_tokens(self, states: Tensor) -> Tensor:
-        return states
-
-    def from_tokens(self, tokens: Tensor) -> Tensor:
-        return tokens.clone()
 
 
 def environment_for(space: SearchSpace) -> Environment:

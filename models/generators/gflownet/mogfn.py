@@ -272,8 +272,6 @@ class MOGFNGenerator(Generator):
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(space)
-        if not isinstance(space, SearchSpace):
-            raise TypeError(f"not a search space: {space!r}")
         self.env = environment_for(space)
         self.model = MOGFN(self.env, num_objectives, settings, seed=seed, device=device)
         self.steps_per_round = steps_per_round
