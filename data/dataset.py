@@ -10,9 +10,10 @@ import torch
 from torch import Tensor
 
 from data.objectives import Objective, to_max_space
+from data.pareto import pareto_mask
 from data.spaces import SearchSpace
 
-__all__ = ["Dataset", "dataset_from_observations", "raw_values", "valid_observations"]
+__all__ = ["Dataset", "dataset_from_observations", "pareto_rows", "raw_values", "valid_observations"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,11 @@ def dataset_from_observations(
     candidates = valid["candidate"].tolist()
     X = space.featurize(candidates).to(device) if candidates else torch.empty(0, 0, dtype=torch.double)
     return Dataset(candidates, X, to_max_space(raw, objectives).to(device))
+
+
+def pareto_rows(observations: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
+    """Valid observations on the Pareto front: round, candidate and raw objective values."""
+    valid = valid_observations(observations)
+    mask = pareto_mask(to_max_space(raw_values(valid, objectives), objectives)).numpy()
+    columns = ["round", "candidate", *(o.name for o in objectives)]
+    return valid.loc[mask, columns].reset_index(drop=True)

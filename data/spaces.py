@@ -7,15 +7,23 @@ proxy on features (``featurize``), people and the store on canonical strings.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import selfies as sf
 import torch
+from rdkit import Chem
 from torch import Tensor
 
-__all__ = ["Check", "GridSpace", "SearchSpace", "SequenceSpace"]
+from data.molecules import MoleculeFilters, MorganFingerprints, parse_smiles
+
+__all__ = ["Check", "GridSpace", "MoleculeSpace", "SearchSpace", "SequenceSpace", "one_hot_tokens"]
+
+logger = logging.getLogger(__name__)
 
 PAD = -1
 """Token id of an empty position in an encoded batch (positions past a sequence's end)."""
@@ -59,6 +67,10 @@ class SearchSpace(ABC):
     def featurize_tokens(self, tokens: Tensor) -> Tensor:
         """Features of an encoded batch; same as ``featurize(decode(tokens))``."""
         return self.featurize(self.decode(tokens))
+
+    def valid_tokens(self, tokens: Tensor) -> Tensor:
+        """Which rows of a token batch decode to members of the space (bool ``n``)."""
+        return torch.ones(len(tokens), dtype=torch.bool)
 
     def canonicalize(self, xs: Sequence[str]) -> list[str | None]:
         """Canonical strings of ``xs``; ``None`` where a candidate is invalid."""
@@ -125,10 +137,16 @@ class SequenceSpace(SearchSpace):
         return self.featurize_tokens(self.encode(xs))
 
     def featurize_tokens(self, tokens: Tensor) -> Tensor:
-        n = len(tokens)
-        one_hot = torch.zeros(n, self.max_length, self.vocab_size + 1, dtype=torch.double)
-        one_hot.scatter_(2, (tokens + 1).unsqueeze(-1), 1.0)
-        return one_hot[:, :, 1:].reshape(n, -1)
+        return one_hot_tokens(tokens, self.vocab_size)
+
+
+def one_hot_tokens(tokens: Tensor, vocab_size: int) -> Tensor:
+    """One-hot features ``n x (max_length * vocab_size)`` (double) of a ``PAD``-padded token
+    batch; a position past the end of a row is all zeros."""
+    n, length = tokens.shape
+    one_hot = torch.zeros(n, length, vocab_size + 1, dtype=torch.double)
+    one_hot.scatter_(2, (tokens + 1).unsqueeze(-1), 1.0)
+    return one_hot[:, :, 1:].reshape(n, -1)
 
 
 class GridSpace(SearchSpace):
@@ -182,3 +200,192 @@ class GridSpace(SearchSpace):
     def unit_coordinates(self, tokens: Tensor) -> Tensor:
         """Grid levels ``n x dims`` mapped to ``[0, 1]^dims`` (double)."""
         return tokens.to(torch.double) / (self.levels - 1)
+
+
+class _LRU(OrderedDict):
+    """A dict that forgets its least recently used entries beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def get(self, key: str, default: object = None) -> object:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def put(self, key: str, value: object) -> None:
+        self[key] = value
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+_TOKEN = re.compile(r"\[[^\[\]]+\]")
+
+
+class MoleculeSpace(SearchSpace):
+    """Single molecules written as canonical SMILES, generated as SELFIES tokens.
+
+    Generators work on SELFIES token sequences (Krenn et al. 2020, "Self-referencing
+    embedded strings", Mach. Learn.: Sci. Technol. 1 045024): every sequence decodes to a
+    molecule, so no sample is wasted on an unparsable string. A candidate's identity is
+    RDKit's canonical SMILES, so two SELFIES of one molecule are one candidate.
+
+    A molecule is a member when RDKit parses and sanitizes it, it is one fragment, it
+    passes ``filters``, and its SELFIES has at most ``max_length`` tokens, all in the
+    alphabet. The alphabet is the set of SELFIES tokens of the seed molecules that are
+    members, plus ``extra_tokens`` (e.g. ``"[Si]"`` to let generators use silicon).
+    ``sample`` draws seed molecules: random SELFIES are mostly odd charged species.
+    Features are Morgan fingerprints (``fingerprints``; counts by default).
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[str],
+        max_length: int = 64,
+        *,
+        extra_tokens: Sequence[str] = (),
+        filters: MoleculeFilters | None = None,
+        fingerprints: MorganFingerprints | None = None,
+        cache_size: int = 200_000,
+    ) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        for token in extra_tokens:
+            if not _TOKEN.fullmatch(token):
+                raise ValueError(f"extra_tokens: {token!r} is not a SELFIES token like '[Si]'")
+            try:
+                sf.decoder(token)
+            except sf.DecoderError as exc:
+                raise ValueError(f"extra_tokens: SELFIES cannot decode {token!r}: {exc}") from None
+        self.max_length = max_length
+        self.min_length = 1
+        self.filters = filters or MoleculeFilters()
+        self.fingerprints = fingerprints or MorganFingerprints()
+        self.max_smiles_chars = 16 * max_length + 64
+        """Longer SMILES are refused before parsing; no member comes close."""
+        self._checks: _LRU = _LRU(cache_size)
+        self._selfies: _LRU = _LRU(cache_size)
+        self._decoded: _LRU = _LRU(cache_size)
+
+        members: list[str] = []
+        dropped: Counter[str] = Counter()
+        for smiles in seeds:
+            canonical, reason = self._structure(smiles)
+            if canonical is None:
+                dropped[reason.split(":")[0] if reason else "invalid"] += 1
+            else:
+                members.append(canonical)
+        members = list(dict.fromkeys(members))
+        if not members:
+            raise ValueError(
+                f"none of the {len(seeds)} seed molecules is in the space "
+                f"(max_length {max_length}, filters {self.filters}): {dict(dropped.most_common(3))}"
+            )
+        if dropped:
+            logger.info("seed molecules left out of the space: %s", dict(dropped.most_common()))
+        tokens = {t for m in members for t in self._selfies[m]}
+        self.alphabet: tuple[str, ...] = tuple(sorted(tokens | set(extra_tokens)))
+        self.vocab_size = len(self.alphabet)
+        self._index = {t: i for i, t in enumerate(self.alphabet)}
+        self.seeds: tuple[str, ...] = tuple(members)
+        """Seed molecules in the space (canonical SMILES, file order, no duplicates)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"MoleculeSpace({len(self.seeds)} seeds, {self.vocab_size} SELFIES tokens, "
+            f"max_length={self.max_length}, {self.filters}, {self.fingerprints})"
+        )
+
+    def _structure(self, x: object) -> tuple[str | None, str | None]:
+        """Canonical SMILES of ``x`` if it passes everything but the alphabet; caches its
+        SELFIES tokens."""
+        if not isinstance(x, str):
+            return None, f"not a string: {type(x).__name__}"
+        if len(x) > self.max_smiles_chars:
+            return (
+                None,
+                f"SMILES of {len(x)} characters, longer than this space allows ({self.max_smiles_chars})",
+            )
+        mol, reason = parse_smiles(x)
+        if mol is None:
+            return None, f"RDKit: {reason}"
+        fragments = len(Chem.GetMolFrags(mol))
+        if fragments > 1:
+            return None, f"{fragments} fragments (a mixture or salt); the space holds single molecules"
+        violation = self.filters.violation(mol)
+        if violation:
+            return None, f"filter: {violation}"
+        canonical = Chem.MolToSmiles(mol)
+        if canonical not in self._selfies:
+            try:
+                encoded = sf.encoder(canonical)
+            except sf.EncoderError as exc:
+                return None, f"SELFIES cannot encode it: {exc}"
+            self._selfies.put(canonical, tuple(sf.split_selfies(encoded)))
+        length = len(self._selfies.get(canonical))
+        if length > self.max_length:
+            return None, f"{length} SELFIES tokens, more than max_length {self.max_length}"
+        return canonical, None
+
+    def check(self, x: str) -> Check:
+        cached = self._checks.get(x) if isinstance(x, str) else None
+        if cached is not None:
+            return cached
+        canonical, reason = self._structure(x)
+        if canonical is not None:
+            unknown = sorted(set(self._selfies.get(canonical)) - self._index.keys())
+            if unknown:
+                canonical, reason = None, f"SELFIES tokens not in the alphabet: {' '.join(unknown)}"
+        result = Check(canonical, reason)
+        if isinstance(x, str):
+            self._checks.put(x, result)
+        return result
+
+    def _tokens(self, canonical: str) -> tuple[str, ...]:
+        tokens = self._selfies.get(canonical)
+        if tokens is None:
+            check = self.check(canonical)
+            if check.canonical != canonical:
+                raise ValueError(f"not a canonical member of the space: {canonical!r} ({check.reason})")
+            tokens = self._selfies.get(canonical)
+        return tokens
+
+    def encode(self, xs: Sequence[str]) -> Tensor:
+        tokens = torch.full((len(xs), self.max_length), PAD, dtype=torch.long)
+        for i, x in enumerate(xs):
+            row = [self._index[t] for t in self._tokens(x)]
+            tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return tokens
+
+    def _decode_row(self, row: list[int]) -> str:
+        text = "".join(self.alphabet[t] for t in row if t != PAD)
+        found = self._decoded.get(text)
+        if found is None:
+            try:
+                smiles = sf.decoder(text)
+            except sf.DecoderError as exc:  # not expected from alphabet tokens; keep it as data
+                smiles = f"<SELFIES error: {exc}>"
+            found = self.check(smiles).canonical or smiles
+            self._decoded.put(text, found)
+        return found
+
+    def decode(self, tokens: Tensor) -> list[str]:
+        """Canonical SMILES of each SELFIES row; the decoded SMILES when it is not a member
+        (it fails ``check``, which says why)."""
+        return [self._decode_row(row) for row in tokens.tolist()]
+
+    def valid_tokens(self, tokens: Tensor) -> Tensor:
+        return torch.tensor(
+            [self.check(x).canonical is not None for x in self.decode(tokens)], dtype=torch.bool
+        )
+
+    def featurize(self, xs: Sequence[str]) -> Tensor:
+        return torch.from_numpy(self.fingerprints(list(xs))).to(torch.double)
+
+    def sample(self, n: int, generator: torch.Generator) -> list[str]:
+        """``n`` seed molecules drawn without replacement (with, once all are drawn)."""
+        rounds = -(-n // len(self.seeds))
+        order = torch.cat([torch.randperm(len(self.seeds), generator=generator) for _ in range(rounds)])
+        return [self.seeds[i] for i in order[:n].tolist()]

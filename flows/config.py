@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 __all__ = [
     "AcquisitionConfig",
     "CampaignConfig",
     "ConfigError",
     "GeneticGeneratorConfig",
+    "FingerprintConfig",
     "GridSpaceConfig",
+    "MoleculeFiltersConfig",
+    "MoleculeSpaceConfig",
     "OracleConfig",
     "ProxyConfig",
     "RandomGeneratorConfig",
@@ -62,7 +65,51 @@ class SequenceSpaceConfig(_Strict):
         return self
 
 
-SpaceConfig = Annotated[GridSpaceConfig | SequenceSpaceConfig, Field(discriminator="kind")]
+class MoleculeFiltersConfig(_Strict):
+    """Structural rules a molecule must pass; each is off unless set."""
+
+    heavy_atoms: list[int] | None = Field(None, description="[low, high] heavy-atom count, inclusive")
+    elements: list[str] | None = Field(None, description="allowed element symbols, e.g. [C, N, O, S, F, Cl]")
+    neutral: bool = Field(False, description="no formal charges")
+    no_radicals: bool = Field(False, description="no unpaired electrons")
+    pains: bool = Field(False, description="no PAINS alert (RDKit's FilterCatalog)")
+
+    @model_validator(mode="after")
+    def _range(self) -> MoleculeFiltersConfig:
+        if self.heavy_atoms is not None and (
+            len(self.heavy_atoms) != 2 or not 1 <= self.heavy_atoms[0] <= self.heavy_atoms[1]
+        ):
+            raise ValueError(f"heavy_atoms must be [low, high] with 1 <= low <= high, got {self.heavy_atoms}")
+        return self
+
+
+class FingerprintConfig(_Strict):
+    """Morgan fingerprints, the features of molecules for the proxy."""
+
+    kind: Literal["count", "bit"] = Field("count", description="count vectors (MinMax) or bits (Tanimoto)")
+    radius: int = Field(2, ge=1, le=6)
+    size: int = Field(2048, ge=64, le=16384)
+
+
+class MoleculeSpaceConfig(_Strict):
+    """Single molecules (canonical SMILES) generated as SELFIES token sequences."""
+
+    kind: Literal["molecule"]
+    max_length: int = Field(64, ge=1, description="most SELFIES tokens of a molecule")
+    seeds: str = Field(
+        "nci",
+        min_length=1,
+        description="'nci' (RDKit's NCI set) or a .smi/.csv/.parquet file, relative to the config file",
+    )
+    seed_column: str | None = Field(None, description="SMILES column of a CSV/parquet seed file")
+    extra_tokens: list[str] = Field(default_factory=list, description="SELFIES tokens added to the alphabet")
+    filters: MoleculeFiltersConfig = MoleculeFiltersConfig()
+    fingerprint: FingerprintConfig = FingerprintConfig()
+
+
+SpaceConfig = Annotated[
+    GridSpaceConfig | SequenceSpaceConfig | MoleculeSpaceConfig, Field(discriminator="kind")
+]
 
 
 class OracleConfig(_Strict):
@@ -76,6 +123,9 @@ class ProxyConfig(_Strict):
     """The proxy model fitted each round."""
 
     kind: Literal["gp"] = "gp"
+    kernel: Literal["auto", "rbf", "minmax"] = Field(
+        "auto", description="auto: minmax (Tanimoto) for molecules, BoTorch's RBF otherwise"
+    )
     holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
 
 
@@ -182,6 +232,13 @@ class CampaignConfig(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     tracking: TrackingConfig = TrackingConfig()
 
+    _base_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the config are relative to: the config file's."""
+        return self._base_dir or Path.cwd()
+
     IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset(
         {"rounds", "budget", "oracle_retries", "runtime", "tracking"}
     )
@@ -235,4 +292,6 @@ def load_config(path: str | Path) -> CampaignConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_config(data, str(path))
+    config = parse_config(data, str(path))
+    config._base_dir = path.resolve().parent
+    return config

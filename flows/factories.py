@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from data.molecules import MoleculeFilters, MorganFingerprints, nci_seed_path, read_seed_file
 from data.objectives import Objective, to_max_space
-from data.spaces import GridSpace, SearchSpace, SequenceSpace
+from data.spaces import GridSpace, MoleculeSpace, SearchSpace, SequenceSpace
 from flows.config import (
     CampaignConfig,
     ConfigError,
@@ -16,6 +18,7 @@ from flows.config import (
     GeneticGeneratorConfig,
     GridSpaceConfig,
     MOGFNGeneratorConfig,
+    MoleculeSpaceConfig,
     RandomGeneratorConfig,
     SequenceSpaceConfig,
 )
@@ -24,11 +27,12 @@ from models.generators.base import Generator
 from models.generators.genetic import GeneticGenerator
 from models.generators.gflownet import MOGFNGenerator, MOGFNSettings
 from models.generators.random import RandomGenerator
+from models.proxies.gp import KernelName
 from models.rewards import scalarization
 from oracles.base import Oracle
 from oracles.registry import UnknownOracleError, oracle_class
 
-__all__ = ["CampaignSetup", "build_generator", "build_setup", "build_space"]
+__all__ = ["CampaignSetup", "build_generator", "build_setup", "build_space", "proxy_kernel"]
 
 
 @dataclass
@@ -41,17 +45,61 @@ class CampaignSetup:
     generators: list[Generator]
     config_ref_point: torch.Tensor | None
     """Reference point in maximization space from the config or the oracle; None = infer."""
+    proxy_kernel: KernelName = "rbf"
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
         return self.oracle.objectives
 
 
-def build_space(config: GridSpaceConfig | SequenceSpaceConfig) -> SearchSpace:
-    """The SearchSpace a space config describes."""
+def build_space(
+    config: GridSpaceConfig | SequenceSpaceConfig | MoleculeSpaceConfig, base_dir: Path | None = None
+) -> SearchSpace:
+    """The SearchSpace a space config describes (relative seed paths are under ``base_dir``)."""
     if isinstance(config, GridSpaceConfig):
         return GridSpace(config.dims, config.levels)
+    if isinstance(config, MoleculeSpaceConfig):
+        return _molecule_space(config, base_dir or Path.cwd())
     return SequenceSpace(config.alphabet, config.min_length, config.max_length)
+
+
+def _molecule_space(config: MoleculeSpaceConfig, base_dir: Path) -> MoleculeSpace:
+    path = nci_seed_path() if config.seeds == "nci" else base_dir / config.seeds
+    try:
+        seeds = read_seed_file(path, config.seed_column)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"space.seeds: {exc}") from None
+    f = config.filters
+    try:
+        filters = MoleculeFilters(
+            heavy_atoms=tuple(f.heavy_atoms) if f.heavy_atoms else None,
+            elements=frozenset(f.elements) if f.elements is not None else None,
+            neutral=f.neutral,
+            no_radicals=f.no_radicals,
+            pains=f.pains,
+        )
+        fingerprints = MorganFingerprints(
+            config.fingerprint.radius, config.fingerprint.size, counts=config.fingerprint.kind == "count"
+        )
+        return MoleculeSpace(
+            seeds.smiles,
+            config.max_length,
+            extra_tokens=config.extra_tokens,
+            filters=filters,
+            fingerprints=fingerprints,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"space: {exc}") from None
+
+
+def proxy_kernel(config: CampaignConfig) -> KernelName:
+    """The GP kernel: MinMax (Tanimoto) for molecules unless the config says otherwise."""
+    kernel = config.proxy.kernel
+    if kernel == "auto":
+        return "minmax" if isinstance(config.space, MoleculeSpaceConfig) else "rbf"
+    if kernel == "minmax" and isinstance(config.space, GridSpaceConfig):
+        raise ConfigError("proxy.kernel: minmax needs count or bit features (molecule or sequence spaces)")
+    return kernel
 
 
 def build_generator(
@@ -127,7 +175,8 @@ def build_setup(config: CampaignConfig, source: str = "campaign config") -> Camp
 
 
 def _build_setup(config: CampaignConfig) -> CampaignSetup:
-    space = build_space(config.space)
+    kernel = proxy_kernel(config)
+    space = build_space(config.space, config.base_dir)
     oracle = _build_oracle(config, space)
     m = oracle.num_objectives
     raw_ref = config.ref_point if config.ref_point is not None else oracle.ref_point
@@ -153,4 +202,4 @@ def _build_setup(config: CampaignConfig) -> CampaignSetup:
     names = [g.name for g in generators]
     if len(set(names)) != len(names):
         raise ConfigError(f"generators: each kind may appear once, got {names}")
-    return CampaignSetup(config, space, oracle, generators, ref)
+    return CampaignSetup(config, space, oracle, generators, ref, kernel)

@@ -1,4 +1,4 @@
-"""Pictures of a campaign for people: the measured Pareto front."""
+"""Pictures of a campaign for people: the measured Pareto front, and its molecules."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from itertools import combinations
 
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL.Image import Image
+from rdkit import Chem
+from rdkit.Chem import Draw
 
 from data.dataset import raw_values
 from data.objectives import Objective, to_max_space
 from data.pareto import pareto_mask
 
-__all__ = ["pareto_figure"]
+__all__ = ["MAX_GRID_MOLECULES", "molecule_grid", "pareto_figure"]
+
+MAX_GRID_MOLECULES = 48
+"""Most molecules drawn in one grid image (the best by the first objective)."""
 
 
 def pareto_figure(observations: pd.DataFrame, objectives: Sequence[Objective], title: str) -> Figure:
@@ -45,3 +51,15 @@ def pareto_figure(observations: pd.DataFrame, objectives: Sequence[Objective], t
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return fig
+
+
+def molecule_grid(front: pd.DataFrame, objectives: Sequence[Objective], per_row: int = 4) -> Image:
+    """RDKit drawing of Pareto molecules (``candidate`` = SMILES), each labelled with its
+    objective values; at most ``MAX_GRID_MOLECULES``, the best by the first objective."""
+    first = objectives[0]
+    rows = front.sort_values(first.name, ascending=first.direction == "min").head(MAX_GRID_MOLECULES)
+    legends = [" ".join(f"{o.name} {row[o.name]:.3g}" for o in objectives) for _, row in rows.iterrows()]
+    molecules = [Chem.MolFromSmiles(s) for s in rows["candidate"]]
+    return Draw.MolsToGridImage(
+        molecules, molsPerRow=per_row, subImgSize=(300, 260), legends=legends, maxMols=MAX_GRID_MOLECULES
+    )

@@ -22,7 +22,7 @@ import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
-from data.dataset import Dataset, dataset_from_observations, raw_values, valid_observations
+from data.dataset import Dataset, dataset_from_observations, pareto_rows, raw_values, valid_observations
 from data.faults import crash_point
 from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume, infer_ref_point, pareto_mask
@@ -108,6 +108,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
         dataset.Y,
         holdout_fraction=setup.config.proxy.holdout_fraction,
         generator=round_generator(setup.config.seed, round_, "proxy"),
+        kernel=setup.proxy_kernel,
     )
 
 
@@ -405,7 +406,4 @@ def record(
 
 def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:
     """Measured candidates on the current Pareto front, raw objective values."""
-    valid = valid_observations(store.read("observations"))
-    mask = pareto_mask(to_max_space(raw_values(valid, objectives), objectives)).numpy()
-    columns = ["round", "candidate", *(o.name for o in objectives)]
-    return valid.loc[mask, columns].reset_index(drop=True)
+    return pareto_rows(store.read("observations"), objectives)

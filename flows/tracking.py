@@ -22,8 +22,10 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from data.dataset import pareto_rows
+from data.spaces import MoleculeSpace
 from data.store import CampaignStore
-from flows.plots import pareto_figure
+from flows.plots import molecule_grid, pareto_figure
 
 __all__ = ["CampaignTracker", "default_tracking_uri", "flatten", "training_curves"]
 
@@ -138,6 +140,7 @@ class CampaignTracker:
             store.read("training"),
             tuple(setup.objectives),
             setup.config.name,
+            isinstance(setup.space, MoleculeSpace),
         )
         self._pending.append(job)
 
@@ -154,10 +157,11 @@ class CampaignTracker:
         training: pd.DataFrame,
         objectives: tuple,
         name: str,
+        molecules: bool,
     ) -> None:
         start = time.perf_counter()
         try:
-            self._log_rounds(rounds, observations, training_curves(training), objectives, name)
+            self._log_rounds(rounds, observations, training_curves(training), objectives, name, molecules)
         finally:
             self.background_seconds += time.perf_counter() - start
 
@@ -168,6 +172,7 @@ class CampaignTracker:
         curves: pd.DataFrame,
         objectives: tuple,
         name: str,
+        molecules: bool,
     ) -> None:
         if self._published is None:
             history = self.client.get_metric_history(self.run_id, "hypervolume")
@@ -194,6 +199,11 @@ class CampaignTracker:
             seen = observations[observations["round"] <= row.round]
             fig = pareto_figure(seen, objectives, f"{name}: round {row.round}")
             self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
+            front = pareto_rows(seen, objectives)
+            self.client.log_table(self.run_id, front, f"pareto/front_round_{row.round:04d}.json")
+            if molecules and len(front):
+                grid = molecule_grid(front, objectives)
+                self.client.log_image(self.run_id, grid, f"pareto/molecules_round_{row.round:04d}.png")
             for i in range(0, len(metrics), 200):
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + 200])
             self._published.add(int(row.round))

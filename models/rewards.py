@@ -49,8 +49,12 @@ class ProxyReward:
         return self.scores(self.space.featurize(xs))
 
     def from_tokens(self, tokens: Tensor) -> Tensor:
-        """Scores of an encoded token batch (no round trip through strings)."""
-        return self.scores(self.space.featurize_tokens(tokens.cpu()))
+        """Scores of an encoded token batch; ``-inf`` rows for token sequences that are not
+        members of the space (e.g. a SELFIES decoding to a molecule the filters reject)."""
+        tokens = tokens.cpu()
+        scores = self.scores(self.space.featurize_tokens(tokens))
+        valid = self.space.valid_tokens(tokens).to(scores.device)
+        return scores.masked_fill(~valid.unsqueeze(-1), float("-inf"))
 
     def scores(self, X: Tensor) -> Tensor:
         """Scores of featurized candidates ``n x d``."""

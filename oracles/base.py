@@ -44,7 +44,8 @@ class Oracle(ABC):
     """Base class of every oracle.
 
     Subclasses set ``objectives`` (and optionally ``ref_point``, in raw units) and write
-    ``_evaluate(xs) -> Tensor n x m`` for canonical, valid candidates.
+    ``_evaluate(xs) -> Tensor n x m`` for canonical, valid candidates; one that knows why a
+    candidate failed returns an :class:`OracleResult` with NaN rows and reasons instead.
     """
 
     objectives: tuple[Objective, ...]
@@ -61,8 +62,9 @@ class Oracle(ABC):
         return len(self.objectives)
 
     @abstractmethod
-    def _evaluate(self, xs: list[str]) -> Tensor:
-        """Raw objective values ``n x m`` of valid canonical candidates ``xs``."""
+    def _evaluate(self, xs: list[str]) -> Tensor | OracleResult:
+        """Raw objective values ``n x m`` of valid canonical candidates ``xs`` (or values
+        and per-candidate failure reasons)."""
 
     def __call__(self, xs: Sequence[str]) -> OracleResult:
         """Measure ``xs``; invalid candidates and non-finite values are NaN rows with a reason.
@@ -94,6 +96,13 @@ class Oracle(ABC):
         except Exception as exc:
             raise OracleError(f"{type(self).__name__} raised {type(exc).__name__}: {exc}") from exc
         n, m = len(xs), self.num_objectives
+        given: list[str | None] = [None] * n
+        if isinstance(out, OracleResult):
+            if len(out.reasons) != n:
+                raise OracleError(
+                    f"{type(self).__name__} returned {len(out.reasons)} reasons for {n} candidates"
+                )
+            out, given = out.values, list(out.reasons)
         try:
             values = torch.as_tensor(out, dtype=torch.double).detach().cpu()
         except (TypeError, ValueError, RuntimeError) as exc:
@@ -106,8 +115,9 @@ class Oracle(ABC):
             )
         finite = torch.isfinite(values)
         reasons: list[str | None] = []
-        for row in finite.tolist():
+        for row, reason in zip(finite.tolist(), given, strict=True):
             bad = [o.name for o, ok in zip(self.objectives, row, strict=True) if not ok]
-            reasons.append(f"non-finite value for {', '.join(bad)}" if bad else None)
-        values[~finite.all(dim=1)] = math.nan
+            reasons.append(reason or (f"non-finite value for {', '.join(bad)}" if bad else None))
+        failed = ~finite.all(dim=1) | torch.tensor([r is not None for r in reasons], dtype=torch.bool)
+        values[failed] = math.nan
         return values, reasons

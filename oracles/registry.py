@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 
 from oracles.base import Oracle
 from oracles.hypergrid import HyperGridOracle
+from oracles.molecular import MolecularOracle
 from oracles.ngram import NGramOracle
 from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
 
@@ -21,6 +22,7 @@ BUILTIN: dict[str, type[Oracle]] = {
     "branin_currin": BraninCurrinOracle,
     "dtlz2": DTLZ2Oracle,
     "hypergrid": HyperGridOracle,
+    "molecular": MolecularOracle,
     "ngram": NGramOracle,
 }
 

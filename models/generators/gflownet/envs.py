@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from data.spaces import PAD, GridSpace, SearchSpace, SequenceSpace
+from data.spaces import PAD, GridSpace, SearchSpace
 
 __all__ = ["Environment", "HyperGridEnvironment", "SequenceEnvironment", "environment_for"]
 
@@ -96,7 +96,7 @@ class SequenceEnvironment(Environment):
     is_tree = True
     n_backward_actions = 1
 
-    def __init__(self, space: SequenceSpace) -> None:
+    def __init__(self, space: SearchSpace) -> None:
         self.space = space
         self.length = space.max_length
         self.n_actions = space.vocab_size + 1
@@ -196,6 +196,4 @@ def environment_for(space: SearchSpace) -> Environment:
     """The GFlowNet environment of a design space."""
     if isinstance(space, GridSpace):
         return HyperGridEnvironment(space)
-    if isinstance(space, SequenceSpace):
-        return SequenceEnvironment(space)
-    raise TypeError(f"no GFlowNet environment for {type(space).__name__}")
+    return SequenceEnvironment(space)  # strings of tokens: sequences, SELFIES molecules
