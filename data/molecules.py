@@ -59,7 +59,17 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
         mol = Chem.MolFromSmiles(smiles.strip())
     if mol is not None:
         return mol, None
-    lines = [_LOG_PREFIX.sub("", line) for line in capture.messages.splitlines() if line.strip()]
+    lines = []
+    for line in capture.messages.splitlines():
+        line = _LOG_PREFIX.sub("", line).removeprefix("SMILES Parse Error: ").strip().rstrip(":")
+        # RDKit also echoes the input and a caret under it; keep only what explains
+        if (
+            line
+            and line != smiles.strip()
+            and not set(line) <= {"~", "^", " "}
+            and not line.startswith("Failed")
+        ):
+            lines.append(line)
     return None, "; ".join(dict.fromkeys(lines)) or "RDKit could not parse it"
 
 

@@ -60,6 +60,4 @@ def molecule_grid(front: pd.DataFrame, objectives: Sequence[Objective], per_row:
     rows = front.sort_values(first.name, ascending=first.direction == "min").head(MAX_GRID_MOLECULES)
     legends = [" ".join(f"{o.name} {row[o.name]:.3g}" for o in objectives) for _, row in rows.iterrows()]
     molecules = [Chem.MolFromSmiles(s) for s in rows["candidate"]]
-    return Draw.MolsToGridImage(
-        molecules, molsPerRow=per_row, subImgSize=(300, 260), legends=legends, maxMols=MAX_GRID_MOLECULES
-    )
+    return Draw.MolsToGridImage(molecules, molsPerRow=per_row, subImgSize=(300, 260), legends=legends)
