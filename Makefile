@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo test lint benchmark benchmark-gfn benchmark-mogfn clean
+.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-molecules clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml scripts/build_botorch_extension.py
 demo: install
 	$(BIN)/paretolab run campaigns/branin_currin.yaml
 
+# the three-objective molecular campaign (QED, SA, similarity to celecoxib; about 3 min)
+demo-molecules: install
+	$(BIN)/paretolab run campaigns/molecules.yaml
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,6 +38,10 @@ test: install
 
 benchmark: install
 	$(BIN)/python benchmarks/round_overhead.py
+
+# MinMax GP fit times at 500/2,000/5,000 molecules and held-out quality against RBF
+benchmark-molecules: install
+	$(BIN)/python benchmarks/molecular_proxy.py
 
 # our GFlowNet vs torchgfn (creates benchmarks/.venv-torchgfn; about 20 min on 2 cores)
 benchmark-gfn: install
