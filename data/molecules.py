@@ -48,6 +48,10 @@ NAMED_MOLECULES: dict[str, str] = {
 
 _LOG_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
+_PARSER = Chem.SmilesParserParams()
+_PARSER.allowCXSMILES = False  # a candidate is plain SMILES: no extension block after it
+_PARSER.parseName = False
+
 
 def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
     """RDKit molecule of ``smiles`` (sanitized), or None and RDKit's reason."""
@@ -55,8 +59,10 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
         return None, f"not a string: {type(smiles).__name__}"
     if not smiles.strip():
         return None, "empty SMILES"
+    if any(c.isspace() for c in smiles.strip()):
+        return None, "SMILES contains whitespace (RDKit would read what follows as a name)"
     with rdBase.CaptureErrorLog() as capture:
-        mol = Chem.MolFromSmiles(smiles.strip())
+        mol = Chem.MolFromSmiles(smiles.strip(), _PARSER)
     if mol is not None:
         return mol, None
     lines = []

@@ -250,8 +250,8 @@ class MoleculeSpace(SearchSpace):
         fingerprints: MorganFingerprints | None = None,
         cache_size: int = 200_000,
     ) -> None:
-        if max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        if max_length < 1 or cache_size < 1:
+            raise ValueError(f"need max_length >= 1 and cache_size >= 1, got {max_length}, {cache_size}")
         for token in extra_tokens:
             if not _TOKEN.fullmatch(token):
                 raise ValueError(f"extra_tokens: {token!r} is not a SELFIES token like '[Si]'")
@@ -269,15 +269,14 @@ class MoleculeSpace(SearchSpace):
         self._selfies: _LRU = _LRU(cache_size)
         self._decoded: _LRU = _LRU(cache_size)
 
-        members: list[str] = []
+        members: dict[str, tuple[str, ...]] = {}
         dropped: Counter[str] = Counter()
         for smiles in seeds:
             canonical, reason = self._structure(smiles)
             if canonical is None:
                 dropped[reason.split(":")[0] if reason else "invalid"] += 1
-            else:
-                members.append(canonical)
-        members = list(dict.fromkeys(members))
+            elif canonical not in members:
+                members[canonical] = self._selfies.get(canonical)
         if not members:
             raise ValueError(
                 f"none of the {len(seeds)} seed molecules is in the space "
@@ -285,7 +284,7 @@ class MoleculeSpace(SearchSpace):
             )
         if dropped:
             logger.info("seed molecules left out of the space: %s", dict(dropped.most_common()))
-        tokens = {t for m in members for t in self._selfies[m]}
+        tokens = {t for selfies in members.values() for t in selfies}
         self.alphabet: tuple[str, ...] = tuple(sorted(tokens | set(extra_tokens)))
         self.vocab_size = len(self.alphabet)
         self._index = {t: i for i, t in enumerate(self.alphabet)}
@@ -318,13 +317,15 @@ class MoleculeSpace(SearchSpace):
         if violation:
             return None, f"filter: {violation}"
         canonical = Chem.MolToSmiles(mol)
-        if canonical not in self._selfies:
+        tokens = self._selfies.get(canonical)
+        if tokens is None:
             try:
                 encoded = sf.encoder(canonical)
             except sf.EncoderError as exc:
                 return None, f"SELFIES cannot encode it: {exc}"
-            self._selfies.put(canonical, tuple(sf.split_selfies(encoded)))
-        length = len(self._selfies.get(canonical))
+            tokens = tuple(sf.split_selfies(encoded))
+            self._selfies.put(canonical, tokens)
+        length = len(tokens)
         if length > self.max_length:
             return None, f"{length} SELFIES tokens, more than max_length {self.max_length}"
         return canonical, None
@@ -344,12 +345,13 @@ class MoleculeSpace(SearchSpace):
         return result
 
     def _tokens(self, canonical: str) -> tuple[str, ...]:
+        check = self.check(canonical)
+        if check.canonical != canonical:
+            raise ValueError(f"not a canonical member of the space: {canonical!r} ({check.reason})")
         tokens = self._selfies.get(canonical)
-        if tokens is None:
-            check = self.check(canonical)
-            if check.canonical != canonical:
-                raise ValueError(f"not a canonical member of the space: {canonical!r} ({check.reason})")
-            tokens = self._selfies.get(canonical)
+        if tokens is None:  # evicted from the cache since the check
+            tokens = tuple(sf.split_selfies(sf.encoder(canonical)))
+            self._selfies.put(canonical, tokens)
         return tokens
 
     def encode(self, xs: Sequence[str]) -> Tensor:
@@ -374,6 +376,8 @@ class MoleculeSpace(SearchSpace):
     def decode(self, tokens: Tensor) -> list[str]:
         """Canonical SMILES of each SELFIES row; the decoded SMILES when it is not a member
         (it fails ``check``, which says why)."""
+        if len(tokens) and (((tokens < 0) & (tokens != PAD)) | (tokens >= self.vocab_size)).any():
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}) or PAD ({PAD})")
         return [self._decode_row(row) for row in tokens.tolist()]
 
     def valid_tokens(self, tokens: Tensor) -> Tensor:

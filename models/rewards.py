@@ -17,6 +17,7 @@ from botorch.models.model import Model
 from torch import Tensor
 
 from data.spaces import SearchSpace
+from models.proxies.gp import exact_gp
 
 __all__ = [
     "MIN_SCALARIZED_REWARD",
@@ -59,7 +60,7 @@ class ProxyReward:
     def scores(self, X: Tensor) -> Tensor:
         """Scores of featurized candidates ``n x d``."""
         X = X.to(next(self.model.parameters()).device)
-        with torch.no_grad():
+        with torch.no_grad(), exact_gp():
             posterior = self.model.posterior(X)
             return posterior.mean + self.kappa * posterior.variance.clamp_min(0).sqrt()
 

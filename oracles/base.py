@@ -104,7 +104,7 @@ class Oracle(ABC):
                 )
             out, given = out.values, list(out.reasons)
         try:
-            values = torch.as_tensor(out, dtype=torch.double).detach().cpu()
+            values = torch.as_tensor(out, dtype=torch.double).detach().cpu().clone()
         except (TypeError, ValueError, RuntimeError) as exc:
             raise OracleError(f"{type(self).__name__} returned a non-numeric result ({exc})") from exc
         if values.ndim == 1 and m == 1:

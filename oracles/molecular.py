@@ -125,6 +125,8 @@ class Desirability(_Spec):
         return self
 
     def __call__(self, value: float) -> float:
+        if not math.isfinite(value):
+            return math.nan
         if self.low is not None and value < self.low:
             if self.lower_limit is None:
                 return 0.0

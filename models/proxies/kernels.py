@@ -55,7 +55,8 @@ def _unique_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     (shaped ``...``). Rows are keyed by a fixed projection and the keys verified against the
     rows, so a collision can only cost speed, never correctness."""
     rows = x.reshape(-1, x.shape[-1])
-    weights = torch.arange(1, rows.shape[-1] + 1, dtype=torch.float64, device=x.device).sqrt().frac() + 0.5
+    weights = torch.randn(rows.shape[-1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = weights.to(x.device)
     _, inverse = torch.unique(rows.to(torch.float64) @ weights, return_inverse=True)
     positions = torch.arange(len(rows), device=x.device)
     first = positions.new_full((int(inverse.max()) + 1,), len(rows)).scatter_reduce(
@@ -67,6 +68,20 @@ def _unique_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     return unique, inverse.reshape(x.shape[:-1])
 
 
+MAX_COUNT = 2**16
+"""Largest count the kernel takes (a fingerprint count is far below it)."""
+
+
+def _check_counts(x: Tensor) -> None:
+    if (
+        not bool(torch.isfinite(x).all())
+        or (x < 0).any()
+        or (x > MAX_COUNT).any()
+        or not torch.equal(x, x.floor())
+    ):
+        raise ValueError(f"the MinMax kernel needs integer counts in [0, {MAX_COUNT}] (fingerprints)")
+
+
 def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
     """MinMax similarity ``... x n x m`` of count vectors ``... x n x d`` and ``... x m x d``
     (``... x n`` with ``diag``). Two all-zero vectors count as identical (similarity 1).
@@ -75,19 +90,20 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
     baseline molecules in every entry.
     """
     for x in (x1, x2):
-        if x.numel() == 0:
+        if x.numel() == 0 and not diag:
             return x1.new_zeros(
                 *torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2]), x1.shape[-2], x2.shape[-2]
             )
     if diag:
+        _check_counts(x1)
+        _check_counts(x2)
         low, high = torch.minimum(x1, x2).sum(-1), torch.maximum(x1, x2).sum(-1)
         return torch.where(high > 0, low / high.clamp_min(1), torch.ones_like(high))
     batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
     rows1, index1 = _unique_rows(_collapse_batch(x1))
     rows2, index2 = _unique_rows(_collapse_batch(x2))
     for rows in (rows1, rows2):
-        if (rows < 0).any() or not torch.equal(rows, rows.floor()):
-            raise ValueError("the MinMax kernel needs non-negative integer counts (fingerprints)")
+        _check_counts(rows)
     bits1, bits2 = _threshold_bits(rows1, rows2)
     shared = (bits1 @ bits2.T).to(x1.dtype)
     union = rows1.sum(-1).unsqueeze(-1) + rows2.sum(-1).unsqueeze(-2) - shared
@@ -97,31 +113,37 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
 
 
 class _SimilarityCache:
-    """The last few large similarity matrices, keyed by their exact inputs.
+    """The last few similarity matrices of unbatched inputs, keyed by those inputs.
 
     Fitting a GP evaluates the kernel on the same training inputs at every optimizer step
-    and for every objective; a kernel without hyperparameters need not recompute it.
+    and for every objective; a kernel without hyperparameters need not recompute it. A key
+    is the inputs' storage, version counter, shape and stride, and the entry holds the
+    inputs, so their memory cannot be reused while it lives and any in-place change bumps
+    the version. Callers get a copy of the cached matrix.
     """
 
     def __init__(self, entries: int = 2, min_size: int = 250_000) -> None:
         self.entries, self.min_size = entries, min_size
-        self._items: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._items: list[tuple[tuple, Tensor, Tensor, Tensor]] = []
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _key(x: Tensor) -> tuple:
+        return (x.data_ptr(), x._version, tuple(x.shape), x.stride(), x.dtype, str(x.device))
+
     def __call__(self, x1: Tensor, x2: Tensor) -> Tensor:
-        if x1.shape[-2] * x2.shape[-2] < self.min_size:
+        if x1.dim() != 2 or x2.dim() != 2 or x1.shape[0] * x2.shape[0] < self.min_size:
             return minmax_similarity(x1, x2)
-        x1, x2 = x1.detach(), x2.detach()
+        key = (self._key(x1), self._key(x2))
         with self._lock:
-            for i, (a, b, value) in enumerate(self._items):
-                same = a.shape == x1.shape and b.shape == x2.shape and a.device == x1.device
-                if same and a.dtype == x1.dtype and torch.equal(a, x1) and torch.equal(b, x2):
+            for i, (k, _, _, value) in enumerate(self._items):
+                if k == key:
                     self._items.append(self._items.pop(i))
-                    return value
+                    return value.clone()
         value = minmax_similarity(x1, x2)
         with self._lock:
-            self._items = [*self._items, (x1, x2, value)][-self.entries :]
-        return value
+            self._items = [*self._items, (key, x1, x2, value)][-self.entries :]
+        return value.clone()
 
 
 _cache = _SimilarityCache()

@@ -39,10 +39,28 @@ def test_minmax_similarity_equals_its_definition_with_batches_and_zeros():
     assert torch.allclose(minmax_similarity(a, b[0]), _brute_force(a, b[0].expand(3, 5, 40)), atol=1e-12)
     assert torch.allclose(minmax_similarity(a, a, diag=True), torch.ones(3, 7, dtype=torch.double))
     assert minmax_similarity(a[0, :1], a[0, :1]).item() == 1.0  # two zero vectors: identical
-    with pytest.raises(ValueError, match="non-negative integer counts"):
-        minmax_similarity(a + 0.5, b)
-    with pytest.raises(ValueError, match="non-negative integer counts"):
-        minmax_similarity(a, -b)
+    for bad in (a + 0.5, -a, a * float("inf"), a + 2**17):
+        with pytest.raises(ValueError, match="integer counts in"):
+            minmax_similarity(bad, b)
+    with pytest.raises(ValueError, match="integer counts in"):
+        minmax_similarity(a + 0.5, a, diag=True)
+
+
+def test_distinct_rows_are_found_exactly_and_the_cache_hands_out_copies():
+    from models.proxies.kernels import _cache, _unique_rows
+
+    one_hot = torch.zeros(4, 9, dtype=torch.double)
+    one_hot[[0, 2], 1] = 1
+    one_hot[[1, 3], 4] = 1
+    rows, index = _unique_rows(one_hot)
+    assert len(rows) == 2 and torch.equal(rows[index], one_hot) and index[0] != index[1]
+
+    X = torch.poisson(torch.full((600, 30), 0.5), generator=torch.Generator().manual_seed(2)).double()
+    first = _cache(X, X)
+    first.fill_(7.0)  # a caller writing into its matrix must not change the cache
+    assert torch.allclose(_cache(X, X), _brute_force(X, X))
+    X[0, 0] += 1  # nor may the cache miss an in-place change of the inputs
+    assert torch.allclose(_cache(X, X), _brute_force(X, X))
 
 
 def test_on_bits_it_is_rdkits_tanimoto():

@@ -81,6 +81,7 @@ def test_desirability_is_derringer_suich_and_combines_by_geometric_mean(space):
     assert [term(v) for v in (50, 100, 150, 200, 300, 400, 500, 600, 700)] == [0, 0, 0.5, 1, 1, 1, 0.5, 0, 0]
     assert Desirability(property="mw", low=200, lower_limit=100, exponent=2)(150) == pytest.approx(0.25)
     assert Desirability(property="logp", high=5)(5.1) == 0.0
+    assert math.isnan(Desirability(property="logp", high=5)(math.nan))  # unknown is not desirable
     oracle = _oracle(
         space,
         {

@@ -196,4 +196,6 @@ def environment_for(space: SearchSpace) -> Environment:
     """The GFlowNet environment of a design space."""
     if isinstance(space, GridSpace):
         return HyperGridEnvironment(space)
+    if not all(hasattr(space, a) for a in ("vocab_size", "min_length", "max_length")):
+        raise TypeError(f"no GFlowNet environment for {type(space).__name__}: it has no token vocabulary")
     return SequenceEnvironment(space)  # strings of tokens: sequences, SELFIES molecules
