@@ -72,6 +72,10 @@ class SearchSpace(ABC):
         """Which rows of a token batch decode to members of the space (bool ``n``)."""
         return torch.ones(len(tokens), dtype=torch.bool)
 
+    def token_names(self) -> list[str]:
+        """What each token id stands for; learned generator states are only valid for it."""
+        return [str(i) for i in range(self.vocab_size)]
+
     def canonicalize(self, xs: Sequence[str]) -> list[str | None]:
         """Canonical strings of ``xs``; ``None`` where a candidate is invalid."""
         return [self.check(x).canonical for x in xs]
@@ -123,6 +127,9 @@ class SequenceSpace(SearchSpace):
         if bad:
             return Check(None, f"characters not in the alphabet: {''.join(bad)!r}")
         return Check(x)
+
+    def token_names(self) -> list[str]:
+        return list(self.alphabet)
 
     def encode(self, xs: Sequence[str]) -> Tensor:
         tokens = torch.full((len(xs), self.max_length), PAD, dtype=torch.long)
@@ -343,6 +350,9 @@ class MoleculeSpace(SearchSpace):
         if isinstance(x, str):
             self._checks.put(x, result)
         return result
+
+    def token_names(self) -> list[str]:
+        return list(self.alphabet)
 
     def _tokens(self, canonical: str) -> tuple[str, ...]:
         check = self.check(canonical)

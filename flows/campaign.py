@@ -59,14 +59,26 @@ def default_campaign_dir(config: CampaignConfig) -> Path:
     return Path("runs") / config.name
 
 
-def check_resumable(config: CampaignConfig, campaign_dir: Path, force_new: bool) -> None:
-    """Refuse to continue a campaign created with another config (unless ``force_new``)."""
+def check_resumable(
+    config: CampaignConfig, campaign_dir: Path, force_new: bool, tokens: list[str] | None = None
+) -> None:
+    """Refuse to continue a campaign created with another config or token vocabulary (a
+    molecule space's alphabet comes from its seed file) unless ``force_new``."""
     if force_new or not CampaignStore.exists(campaign_dir):
         return
     with CampaignStore.open(campaign_dir, lock=False) as store:
         meta = store.meta
     if meta.get("config_hash") == config.identity_hash():
-        return
+        stored = meta.get("tokens")
+        if tokens is None or stored is None or stored == tokens:
+            return
+        gone, new = sorted(set(stored) - set(tokens)), sorted(set(tokens) - set(stored))
+        raise CampaignMismatchError(
+            f"{campaign_dir}: the space's token vocabulary changed since the campaign was created "
+            f"(was {len(stored)} tokens, now {len(tokens)}; gone: {' '.join(gone) or '-'}; "
+            f"new: {' '.join(new) or '-'}), e.g. its seed file was edited; restore it, or use "
+            "--force-new to start a new campaign there (the old one is kept beside it)"
+        )
     old = meta.get("config", {})
     new = config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)) or ["?"]
@@ -84,7 +96,7 @@ def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new:
     directory = Path(campaign_dir) if campaign_dir else default_campaign_dir(config)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory}: exists and is not a directory")
-    check_resumable(config, directory, force_new)
+    check_resumable(config, directory, force_new, setup.space.token_names())
     return Prepared(config, setup, directory)
 
 
@@ -107,6 +119,7 @@ def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
             "config_hash": config.identity_hash(),
             "config": config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES)),
             "objectives": [[o.name, o.direction] for o in prepared.setup.objectives],
+            "tokens": prepared.setup.space.token_names(),
             "created_at": datetime.now(UTC).isoformat(),
         },
     )

@@ -11,7 +11,7 @@ from PIL import Image
 
 from data.molecules import nci_seed_path
 from data.store import CampaignStore
-from flows.campaign import prepare, run_campaign
+from flows.campaign import CampaignMismatchError, prepare, run_campaign
 from flows.config import ConfigError
 from tests.helpers.configs import write_config
 
@@ -98,6 +98,11 @@ def test_molecular_campaign_runs_and_logs_pareto_molecules(tmp_path, prefect_api
         open(client.download_artifacts(run_id, "pareto/front_round_0002.json", str(tmp_path))).read()
     )
     assert front["columns"] == ["round", "candidate", "qed", "sa", "similarity"] and front["data"]
+
+    # an edited seed file changes the SELFIES alphabet: resuming would misread stored states
+    pd.DataFrame({"smiles": ["CCO", "c1ccccc1", "CC(=O)O"]}).to_csv(seeds_csv, index=False)
+    with pytest.raises(CampaignMismatchError, match=r"token vocabulary changed .*gone: "):
+        prepare(_molecule_config(tmp_path), str(campaign), False)
 
 
 def test_molecule_space_config_errors_name_the_field(tmp_path, seeds_csv):
