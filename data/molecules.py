@@ -23,6 +23,7 @@ from rdkit.Chem.MolStandardize import rdMolStandardize
 
 __all__ = [
     "NAMED_MOLECULES",
+    "LRUCache",
     "MoleculeFilters",
     "MorganFingerprints",
     "RejectedRow",
@@ -229,6 +230,25 @@ def read_seed_file(path: str | Path, column: str | None = None) -> SeedSet:
     return SeedSet(str(path), smiles, rejected)
 
 
+class LRUCache(OrderedDict):
+    """A dict that forgets its least recently used entries beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def get(self, key: str, default: object = None) -> object:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def put(self, key: str, value: object) -> None:
+        self[key] = value
+        if len(self) > self.capacity:
+            self.popitem(last=False)
+
+
 class MorganFingerprints:
     """Morgan (ECFP-like) fingerprints from ``rdFingerprintGenerator``, cached by SMILES.
 
@@ -244,8 +264,7 @@ class MorganFingerprints:
             raise ValueError(f"need radius >= 1 and size >= 64, got {radius}, {size}")
         self.radius, self.size, self.counts = radius, size, counts
         self._generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=size)
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache = LRUCache(cache_size)
 
     def __repr__(self) -> str:
         return f"MorganFingerprints(radius={self.radius}, size={self.size}, counts={self.counts})"
@@ -256,11 +275,8 @@ class MorganFingerprints:
         for i, s in enumerate(smiles):
             entry = self._cache.get(s)
             if entry is None:
-                entry = self._cache[s] = self._sparse(s)
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            else:
-                self._cache.move_to_end(s)
+                entry = self._sparse(s)
+                self._cache.put(s, entry)
             out[i, entry[0]] = entry[1]
         return out
 

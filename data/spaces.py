@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +19,7 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
-from data.molecules import MoleculeFilters, MorganFingerprints, parse_smiles
+from data.molecules import LRUCache, MoleculeFilters, MorganFingerprints, parse_smiles
 
 __all__ = ["Check", "GridSpace", "MoleculeSpace", "SearchSpace", "SequenceSpace", "one_hot_tokens"]
 
@@ -209,25 +209,6 @@ class GridSpace(SearchSpace):
         return tokens.to(torch.double) / (self.levels - 1)
 
 
-class _LRU(OrderedDict):
-    """A dict that forgets its least recently used entries beyond ``capacity``."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__()
-        self.capacity = capacity
-
-    def get(self, key: str, default: object = None) -> object:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        return default
-
-    def put(self, key: str, value: object) -> None:
-        self[key] = value
-        if len(self) > self.capacity:
-            self.popitem(last=False)
-
-
 _TOKEN = re.compile(r"\[[^\[\]]+\]")
 
 
@@ -272,9 +253,9 @@ class MoleculeSpace(SearchSpace):
         self.fingerprints = fingerprints or MorganFingerprints()
         self.max_smiles_chars = 16 * max_length + 64
         """Longer SMILES are refused before parsing; no member comes close."""
-        self._checks: _LRU = _LRU(cache_size)
-        self._selfies: _LRU = _LRU(cache_size)
-        self._decoded: _LRU = _LRU(cache_size)
+        self._checks: LRUCache = LRUCache(cache_size)
+        self._selfies: LRUCache = LRUCache(cache_size)
+        self._decoded: LRUCache = LRUCache(cache_size)
 
         members: dict[str, tuple[str, ...]] = {}
         dropped: Counter[str] = Counter()
