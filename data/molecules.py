@@ -58,24 +58,20 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
     """RDKit molecule of ``smiles`` (sanitized), or None and RDKit's reason."""
     if not isinstance(smiles, str):
         return None, f"not a string: {type(smiles).__name__}"
-    if not smiles.strip():
+    text = smiles.strip()
+    if not text:
         return None, "empty SMILES"
-    if any(c.isspace() for c in smiles.strip()):
+    if any(c.isspace() for c in text):
         return None, "SMILES contains whitespace (RDKit would read what follows as a name)"
     with rdBase.CaptureErrorLog() as capture:
-        mol = Chem.MolFromSmiles(smiles.strip(), _PARSER)
+        mol = Chem.MolFromSmiles(text, _PARSER)
     if mol is not None:
         return mol, None
     lines = []
     for line in capture.messages.splitlines():
         line = _LOG_PREFIX.sub("", line).removeprefix("SMILES Parse Error: ").strip().rstrip(":")
         # RDKit also echoes the input and a caret under it; keep only what explains
-        if (
-            line
-            and line != smiles.strip()
-            and not set(line) <= {"~", "^", " "}
-            and not line.startswith("Failed")
-        ):
+        if line and line != text and not set(line) <= {"~", "^", " "} and not line.startswith("Failed"):
             lines.append(line)
     return None, "; ".join(dict.fromkeys(lines)) or "RDKit could not parse it"
 
@@ -171,11 +167,12 @@ def nci_seed_path() -> Path:
 
 
 _SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
+_SMILES_SUFFIXES = frozenset({".smi", ".smiles", ".txt"})
 
 
 def _read_rows(path: Path, column: str | None) -> list[str]:
     suffix = path.suffix.lower()
-    if suffix in {".smi", ".smiles", ".txt"}:
+    if suffix in _SMILES_SUFFIXES:
         rows = []
         for line in path.read_text().splitlines():
             fields = line.split()
@@ -212,7 +209,7 @@ def read_seed_file(path: str | Path, column: str | None = None) -> SeedSet:
     smiles: list[str] = []
     rejected: list[RejectedRow] = []
     for i, text in enumerate(rows, start=1):
-        if i == 1 and path.suffix.lower() in {".smi", ".smiles", ".txt"} and text in _SMILES_COLUMNS:
+        if i == 1 and path.suffix.lower() in _SMILES_SUFFIXES and text in _SMILES_COLUMNS:
             continue
         mol, reason = parse_smiles(text)
         if mol is None:

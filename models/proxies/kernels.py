@@ -82,6 +82,11 @@ def _check_counts(x: Tensor) -> None:
         raise ValueError(f"the MinMax kernel needs integer counts in [0, {MAX_COUNT}] (fingerprints)")
 
 
+def _ratio(low: Tensor, high: Tensor) -> Tensor:
+    """``sum min / sum max``; 1 where both vectors are all zero (identical)."""
+    return torch.where(high > 0, low / high.clamp_min(1), torch.ones_like(high))
+
+
 def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
     """MinMax similarity ``... x n x m`` of count vectors ``... x n x d`` and ``... x m x d``
     (``... x n`` with ``diag``). Two all-zero vectors count as identical (similarity 1).
@@ -97,8 +102,7 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
     if diag:
         _check_counts(x1)
         _check_counts(x2)
-        low, high = torch.minimum(x1, x2).sum(-1), torch.maximum(x1, x2).sum(-1)
-        return torch.where(high > 0, low / high.clamp_min(1), torch.ones_like(high))
+        return _ratio(torch.minimum(x1, x2).sum(-1), torch.maximum(x1, x2).sum(-1))
     batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
     rows1, index1 = _unique_rows(_collapse_batch(x1))
     rows2, index2 = _unique_rows(_collapse_batch(x2))
@@ -107,7 +111,7 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
     bits1, bits2 = _threshold_bits(rows1, rows2)
     shared = (bits1 @ bits2.T).to(x1.dtype)
     union = rows1.sum(-1).unsqueeze(-1) + rows2.sum(-1).unsqueeze(-2) - shared
-    similarity = torch.where(union > 0, shared / union.clamp_min(1), torch.ones_like(union))
+    similarity = _ratio(shared, union)
     pairs = similarity[index1.unsqueeze(-1), index2.unsqueeze(-2)]
     return pairs.expand(*batch, x1.shape[-2], x2.shape[-2])
 
