@@ -1,6 +1,7 @@
 """GFlowNet generators, split along the maths (torchgfn's layout): environments (what can
-be built), policies (how it is parametrized), the sampler (how it is rolled out) and loss
-objects (what is optimized)."""
+be built), policies (how it is parametrized), the sampler (how it is rolled out), training
+signals (what objective values become) and loss objects (what is optimized). MOGFN-PC and
+OP-GFN share everything but their signal and loss."""
 
 from models.generators.gflownet.conditioning import Conditioning, ConditionSampler, simplex_grid, thermometer
 from models.generators.gflownet.envs import (
@@ -10,8 +11,17 @@ from models.generators.gflownet.envs import (
     environment_for,
 )
 from models.generators.gflownet.exact import terminal_distribution, total_variation
-from models.generators.gflownet.losses import TrajectoryBalance, TrajectoryScores
+from models.generators.gflownet.generator import GFlowNetGenerator
+from models.generators.gflownet.losses import (
+    Loss,
+    OrderPreserving,
+    TrajectoryBalance,
+    TrajectoryScores,
+    order_target,
+    pair_target,
+)
 from models.generators.gflownet.mogfn import MOGFN, MOGFNGenerator, MOGFNSettings
+from models.generators.gflownet.opgfn import OPGFN, OPGFNGenerator
 from models.generators.gflownet.policy import CausalTransformerPolicy, LogPartition, MLPPolicy, Policy
 from models.generators.gflownet.sampler import (
     Trajectories,
@@ -19,9 +29,24 @@ from models.generators.gflownet.sampler import (
     sample_trajectories,
     trajectory_log_probs,
 )
+from models.generators.gflownet.signals import ParetoOrder, PreferenceReward
+from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn, TrainingSignal
 
 __all__ = [
     "MOGFN",
+    "OPGFN",
+    "GFlowNet",
+    "GFlowNetGenerator",
+    "GFlowNetSettings",
+    "Loss",
+    "OPGFNGenerator",
+    "ObjectiveFn",
+    "OrderPreserving",
+    "ParetoOrder",
+    "PreferenceReward",
+    "TrainingSignal",
+    "order_target",
+    "pair_target",
     "CausalTransformerPolicy",
     "ConditionSampler",
     "Conditioning",

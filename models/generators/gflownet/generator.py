@@ -1,0 +1,71 @@
+"""A GFlowNet in a campaign: trained each round against the proxy, warm-started from the
+previous round, measured candidates replayed. Variants say only how the proxy's scores
+become training values and how a pool is sampled."""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+
+import torch
+from torch import Tensor
+
+from data.dataset import Dataset
+from data.spaces import SearchSpace
+from models.generators.base import Generator
+from models.generators.gflownet.envs import Environment
+from models.generators.gflownet.trainer import GFlowNet, ObjectiveFn
+from models.rewards import ProxyReward
+
+__all__ = ["GFlowNetGenerator"]
+
+
+class GFlowNetGenerator(Generator):
+    """Shared campaign glue of the GFlowNet generators (``model`` is the trained net)."""
+
+    env: Environment
+    model: GFlowNet
+
+    def __init__(
+        self, space: SearchSpace, *, steps_per_round: int, kappa: float, replay_measured: bool
+    ) -> None:
+        super().__init__(space)
+        self.steps_per_round = steps_per_round
+        self.kappa = kappa
+        self.replay_measured = replay_measured
+
+    @abstractmethod
+    def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
+        """Terminal states -> this round's training values ``n x m``."""
+
+    def measured_values(self, dataset: Dataset, objective: ObjectiveFn, states: Tensor) -> Tensor | None:
+        """Training values of the measured candidates ``states`` (``None``: the objective's)."""
+        return None
+
+    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
+        objective = self.objective(reward, dataset)
+        offline = offline_values = None
+        if self.replay_measured and len(dataset):
+            offline = self.env.from_tokens(self.space.encode(dataset.candidates))
+            offline_values = self.measured_values(dataset, objective, offline)
+        start = time.perf_counter()
+        self.history = self.model.train(objective, self.steps_per_round, generator, offline, offline_values)
+        elapsed = time.perf_counter() - start
+        tail = max(1, len(self.history.get("loss", [])) // 10)
+        return {
+            "loss": _mean(self.history.get("loss", [])[-tail:]),
+            "log_z": _mean(self.history.get("log_z", [])[-tail:]),
+            "steps": float(self.steps_per_round),
+            "train_seconds": elapsed,
+            "steps_per_second": self.steps_per_round / elapsed if elapsed > 0 else 0.0,
+        }
+
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,254 @@
+"""Training a GFlowNet, one loop for every variant.
+
+Variants differ only in two strategy objects (torchgfn's split): a *training signal*
+that turns a batch's objective values into what the loss needs (MOGFN-PC: a
+preference-conditioned log-reward; OP-GFN: the batch's order) and says what the policy
+is conditioned on, and a *loss object* (trajectory balance, order preserving). The
+environment, policy, sampler, replay buffer, optimizer and persistence are shared.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from data.pareto import pareto_rank
+from models.generators.gflownet.envs import Environment
+from models.generators.gflownet.losses import Loss, TrajectoryScores
+from models.generators.gflownet.policy import CausalTransformerPolicy, LogPartition, MLPPolicy, Policy
+from models.generators.gflownet.sampler import (
+    Trajectories,
+    backward_trajectories,
+    sample_trajectories,
+    trajectory_log_probs,
+)
+
+__all__ = ["GFlowNet", "GFlowNetSettings", "ObjectiveFn", "TrainingSignal"]
+
+ObjectiveFn = Callable[[Tensor], Tensor]
+"""Terminal states ``n x state_size`` -> objective values ``n x m`` (maximized)."""
+
+
+@dataclass
+class GFlowNetSettings:
+    """What every GFlowNet variant shares: network, optimizer, exploration and replay."""
+
+    epsilon: float = 0.01
+    """Probability of a uniformly random valid action while training."""
+    batch_size: int = 128
+    lr: float = 1e-3
+    """Learning rate of the policy."""
+    logz_lr: float = 1e-2
+    """Learning rate of ``log Z``."""
+    hidden: int = 64
+    layers: int = 3
+    policy: str = "auto"
+    """``mlp``, ``transformer`` (sequences), or ``auto``: transformer for sequences, MLP else."""
+    learn_backward: bool = False
+    """Learn ``P_B`` (DAG spaces only); otherwise uniform over parents."""
+    replay_fraction: float = 0.0
+    """Share of each batch replayed from the buffer of high-value terminal states."""
+    replay_capacity: int = 1000
+    grad_clip: float = 10.0
+
+
+class TrainingSignal(ABC):
+    """What a batch's objective values become for the loss, and what the policy and
+    ``log Z`` are conditioned on (nothing, by default)."""
+
+    condition_size: int = 0
+    """Width of the encoded conditioning (0: an unconditional GFlowNet)."""
+
+    def sample(self, n: int, generator: torch.Generator) -> Any:
+        """Conditionings of ``n`` training trajectories (``None``: unconditional)."""
+        return None
+
+    def encode(self, conditioning: Any, n: int, device: torch.device) -> Tensor:
+        """Policy input ``n x condition_size`` for ``conditioning``."""
+        return torch.empty(n, 0, device=device)
+
+    @abstractmethod
+    def target(self, values: Tensor, conditioning: Any) -> Tensor:
+        """What the loss compares the learned log-reward with, per trajectory ``n``."""
+
+
+class GFlowNet:
+    """A GFlowNet on an environment, trained by ``loss`` against ``signal``; knows nothing
+    of campaigns or proxies."""
+
+    def __init__(
+        self,
+        env: Environment,
+        num_objectives: int,
+        signal: TrainingSignal,
+        loss: Loss,
+        settings: GFlowNetSettings,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.env = env
+        self.signal = signal
+        self.loss = loss
+        self.settings = s = settings
+        self.num_objectives = num_objectives
+        if not 0.0 <= s.epsilon < 1.0 or not 0.0 <= s.replay_fraction < 1.0:
+            raise ValueError("epsilon and replay_fraction must be in [0, 1)")
+        if s.learn_backward and env.is_tree:
+            raise ValueError("learn_backward needs a DAG space; a tree has P_B = 1")
+        self.device = torch.device(device)
+        size = signal.condition_size
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)  # CPU only: CUDA's RNG is left alone
+            kind = s.policy if s.policy != "auto" else ("transformer" if env.is_tree else "mlp")
+            if kind == "transformer":
+                self.policy: Policy = CausalTransformerPolicy(env, size, s.hidden, max(1, s.layers - 1))
+            elif kind == "mlp":
+                self.policy = MLPPolicy(env, size, s.hidden, s.layers, s.learn_backward)
+            else:
+                raise ValueError(f"unknown policy {s.policy!r}; choose mlp, transformer or auto")
+            self.log_z = LogPartition(size, s.hidden)
+        self.policy.to(self.device)
+        self.log_z.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": self.policy.parameters(), "lr": s.lr},
+                {"params": self.log_z.parameters(), "lr": s.logz_lr},
+            ]
+        )
+        self.buffer_states = env.initial(0, self.device)
+        self.buffer_values = torch.empty(0, num_objectives, device=self.device)
+        self.steps_done = 0
+
+    # -- replay -------------------------------------------------------------------------
+    @property
+    def replays(self) -> bool:
+        return self.settings.replay_fraction > 0 and self.settings.replay_capacity > 0
+
+    def remember(self, states: Tensor, values: Tensor) -> None:
+        """Add terminal states to the replay buffer (a state seen again takes its new
+        values); it keeps the best by Pareto rank."""
+        if not self.replays:
+            return
+        states = torch.cat([states.to(self.device), self.buffer_states])
+        values = torch.cat([values.to(self.device).float(), self.buffer_values])
+        states, first = _unique_rows(states)
+        values = values[first]
+        if len(states) > self.settings.replay_capacity:
+            finite = torch.isfinite(values)  # -inf/NaN (not a member) ranks below everything
+            worst = torch.finfo(torch.float64).min
+            rank = pareto_rank(torch.where(finite, values.double(), worst).cpu()).to(self.device)
+            total = torch.where(finite, values.double(), 0.0).sum(-1)
+            score = rank.double() - total / (total.abs().max() + 1)
+            keep = torch.argsort(score)[: self.settings.replay_capacity]
+            states, values = states[keep], values[keep]
+        self.buffer_states, self.buffer_values = states, values
+
+    # -- training -----------------------------------------------------------------------
+    def train_step(self, objective: ObjectiveFn, generator: torch.Generator) -> dict[str, float]:
+        """One step on a batch of on-policy and replayed trajectories."""
+        s = self.settings
+        n_replay = round(s.replay_fraction * s.batch_size) if len(self.buffer_states) else 0
+        n_online = s.batch_size - n_replay
+        conditioning = self.signal.sample(s.batch_size, generator)
+        condition = self.signal.encode(conditioning, s.batch_size, self.device)
+        parts = [sample_trajectories(self.env, self.policy, condition[:n_online], generator, s.epsilon)]
+        replayed = None
+        if n_replay:
+            pick = torch.randint(0, len(self.buffer_states), (n_replay,), generator=generator).to(self.device)
+            parts.append(backward_trajectories(self.env, self.buffer_states[pick], generator))
+            replayed = self.buffer_values[pick]
+        trajectories = Trajectories.cat(parts) if len(parts) > 1 else parts[0]
+        values = objective(trajectories.terminal[:n_online]).to(self.device).float()
+        if n_online:
+            self.remember(trajectories.terminal[:n_online], values)
+        if replayed is not None:  # the buffer's values: measured candidates keep their measurements
+            values = torch.cat([values, replayed])
+        loss, scores = self._loss(trajectories, condition, conditioning, values)
+        self.optimizer.zero_grad()
+        finite = bool(torch.isfinite(loss))
+        if finite:  # a NaN reward must not poison every weight
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                list(self.policy.parameters()) + list(self.log_z.parameters()), s.grad_clip
+            )
+            self.optimizer.step()
+        self.steps_done += 1
+        return {
+            "loss": loss.item(),
+            "log_z": scores.log_z.mean().item(),
+            "learned_log_reward": float(scores.learned_log_reward.detach().mean()),
+            "trajectory_length": float((trajectories.actions >= 0).sum(0).float().mean()),
+            "skipped": float(not finite),
+        }
+
+    def _loss(
+        self, trajectories: Trajectories, condition: Tensor, conditioning: Any, values: Tensor
+    ) -> tuple[Tensor, TrajectoryScores]:
+        log_pf, log_pb = trajectory_log_probs(self.env, self.policy, trajectories, condition)
+        scores = TrajectoryScores(self.log_z(condition), log_pf, log_pb)
+        return self.loss(scores, self.signal.target(values, conditioning)), scores
+
+    def train(
+        self,
+        objective: ObjectiveFn,
+        steps: int,
+        generator: torch.Generator,
+        offline: Tensor | None = None,
+        offline_values: Tensor | None = None,
+    ) -> dict[str, list[float]]:
+        """``steps`` training steps; ``offline`` terminal states (measured candidates)
+        join the replay buffer first, with ``offline_values`` when given (their
+        measurements) and the objective's values otherwise. Returns the per-step curves."""
+        if self.replays and len(self.buffer_states):  # the objective may have changed since
+            self.buffer_values = objective(self.buffer_states).to(self.device).float()
+        if offline is not None and len(offline) and self.replays:
+            offline = offline.to(self.device)
+            values = objective(offline) if offline_values is None else offline_values
+            self.remember(offline, values.to(self.device))
+        history: dict[str, list[float]] = {}
+        for _ in range(steps):
+            for key, value in self.train_step(objective, generator).items():
+                history.setdefault(key, []).append(value)
+        return history
+
+    # -- sampling -----------------------------------------------------------------------
+    def sample_states(self, n: int, generator: torch.Generator, conditioning: Any = None) -> Tensor:
+        """``n`` terminal states (no exploration), under ``conditioning`` when the signal
+        conditions the policy."""
+        condition = self.signal.encode(conditioning, n, self.device)
+        return sample_trajectories(self.env, self.policy, condition, generator).terminal
+
+    # -- persistence --------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "policy": self.policy.state_dict(),
+            "log_z": self.log_z.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer_states": self.buffer_states.cpu(),
+            "buffer_values": self.buffer_values.cpu(),
+            "steps_done": self.steps_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.log_z.load_state_dict(state["log_z"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer_states = state["buffer_states"].to(self.device)
+        values = state["buffer_values"] if "buffer_values" in state else state["buffer_rewards"]  # <= 0.4
+        self.buffer_values = values.to(self.device)
+        self.steps_done = int(state["steps_done"])
+
+
+def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor]:
+    """Distinct rows and the index of each one's first occurrence."""
+    unique, inverse = torch.unique(states, dim=0, return_inverse=True)
+    positions = torch.arange(len(states), device=states.device)
+    first = torch.full((len(unique),), len(states), device=states.device, dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+    return unique, first
