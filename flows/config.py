@@ -21,8 +21,10 @@ __all__ = [
     "GeneticGeneratorConfig",
     "FingerprintConfig",
     "GridSpaceConfig",
+    "MOGFNGeneratorConfig",
     "MoleculeFiltersConfig",
     "MoleculeSpaceConfig",
+    "OPGFNGeneratorConfig",
     "OracleConfig",
     "ProxyConfig",
     "RandomGeneratorConfig",
@@ -152,33 +154,38 @@ class GeneticGeneratorConfig(_Strict):
     crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
-class MOGFNGeneratorConfig(_Strict):
-    """Preference-conditional multi-objective GFlowNet (MOGFN-PC, Jain et al. 2023),
-    trained each round against the proxy and warm-started from the previous round."""
+class _GFlowNetConfig(_Strict):
+    """What the GFlowNet generators share: training, network and replay."""
 
-    kind: Literal["mogfn"]
     pool_size: int = Field(256, ge=1, description="candidates proposed per round")
-    steps_per_round: int = Field(200, ge=0, description="trajectory-balance steps per round")
+    steps_per_round: int = Field(200, ge=0, description="training steps per round")
     batch_size: int = Field(64, ge=1, description="trajectories per training step")
-    beta: float | tuple[float, float] = Field(
-        16.0, description="reward exponent: a number, or [low, high] sampled per trajectory"
-    )
-    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration of the preferences")
-    scalarization: Literal["weighted_sum", "tchebycheff"] = "weighted_sum"
     kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
     epsilon: float = Field(0.01, ge=0, lt=1, description="chance of a uniformly random action in training")
     lr: float = Field(1e-3, gt=0, description="policy learning rate")
-    logz_lr: float = Field(1e-2, gt=0, description="learning rate of log Z(w, beta)")
     policy: Literal["auto", "mlp", "transformer"] = Field(
         "auto", description="auto: causal transformer for sequences, MLP for grids"
     )
     hidden: int = Field(64, ge=4, description="width of the policy")
     layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
+    replay_capacity: int = Field(1000, ge=0, description="high-value terminal states kept for replay")
+    replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
+
+
+class MOGFNGeneratorConfig(_GFlowNetConfig):
+    """Preference-conditional multi-objective GFlowNet (MOGFN-PC, Jain et al. 2023),
+    trained each round against the proxy and warm-started from the previous round."""
+
+    kind: Literal["mogfn"]
+    beta: float | tuple[float, float] = Field(
+        16.0, description="reward exponent: a number, or [low, high] sampled per trajectory"
+    )
+    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration of the preferences")
+    scalarization: Literal["weighted_sum", "tchebycheff"] = "weighted_sum"
+    logz_lr: float = Field(1e-2, gt=0, description="learning rate of log Z(w, beta)")
     learn_backward: bool = Field(False, description="learn P_B on grids (else uniform over parents)")
     thermometer_bins: int = Field(50, ge=2, description="bins of the preference/beta encoding")
-    replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
-    replay_capacity: int = Field(1000, ge=0, description="high-reward terminal states kept for replay")
-    replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
 
     @model_validator(mode="after")
     def _check_beta(self) -> MOGFNGeneratorConfig:
@@ -188,8 +195,21 @@ class MOGFNGeneratorConfig(_Strict):
         return self
 
 
+class OPGFNGeneratorConfig(_GFlowNetConfig):
+    """Order-preserving GFlowNet (OP-GFN, Chen & Mauch 2024): learns a reward consistent
+    with Pareto dominance on the proxy's predictions and the measurements; no preference,
+    scalarization or reward exponent. Measured candidates enter each batch's order
+    through replay, so it replays a quarter of each batch by default."""
+
+    kind: Literal["opgfn"]
+    replay_fraction: float = Field(
+        0.25, gt=0, lt=1, description="share of each batch replayed (measured and best sampled candidates)"
+    )
+
+
 GeneratorConfig = Annotated[
-    RandomGeneratorConfig | GeneticGeneratorConfig | MOGFNGeneratorConfig, Field(discriminator="kind")
+    RandomGeneratorConfig | GeneticGeneratorConfig | MOGFNGeneratorConfig | OPGFNGeneratorConfig,
+    Field(discriminator="kind"),
 ]
 
 

@@ -19,13 +19,14 @@ from flows.config import (
     GridSpaceConfig,
     MOGFNGeneratorConfig,
     MoleculeSpaceConfig,
+    OPGFNGeneratorConfig,
     RandomGeneratorConfig,
     SequenceSpaceConfig,
 )
 from flows.runtime import pick_device
 from models.generators.base import Generator
 from models.generators.genetic import GeneticGenerator
-from models.generators.gflownet import MOGFNGenerator, MOGFNSettings
+from models.generators.gflownet import GFlowNetSettings, MOGFNGenerator, MOGFNSettings, OPGFNGenerator
 from models.generators.random import RandomGenerator
 from models.proxies.gp import KernelName
 from models.rewards import scalarization
@@ -111,37 +112,40 @@ def build_generator(
     device: torch.device | str = "cpu",
 ) -> Generator:
     """The Generator a generator config describes."""
-    if isinstance(config, MOGFNGeneratorConfig):
-        beta = config.beta if isinstance(config.beta, float | int) else tuple(config.beta)
-        settings = MOGFNSettings(
-            beta=beta,
-            alpha=config.alpha,
-            thermometer_bins=config.thermometer_bins,
-            scalarization=scalarization(config.scalarization),
+    if isinstance(config, MOGFNGeneratorConfig | OPGFNGeneratorConfig):
+        shared = dict(
             epsilon=config.epsilon,
             batch_size=config.batch_size,
             lr=config.lr,
-            logz_lr=config.logz_lr,
             hidden=config.hidden,
             layers=config.layers,
             policy=config.policy,
-            learn_backward=config.learn_backward,
             replay_fraction=config.replay_fraction,
             replay_capacity=config.replay_capacity,
         )
+        campaign = dict(
+            steps_per_round=config.steps_per_round,
+            kappa=config.kappa,
+            replay_measured=config.replay_measured,
+            seed=seed,
+            device=device,
+        )
         try:
-            return MOGFNGenerator(
-                space,
-                num_objectives,
-                settings,
-                steps_per_round=config.steps_per_round,
-                kappa=config.kappa,
-                replay_measured=config.replay_measured,
-                seed=seed,
-                device=device,
+            if isinstance(config, OPGFNGeneratorConfig):
+                return OPGFNGenerator(space, num_objectives, GFlowNetSettings(**shared), **campaign)
+            beta = config.beta if isinstance(config.beta, float | int) else tuple(config.beta)
+            settings = MOGFNSettings(
+                **shared,
+                beta=beta,
+                alpha=config.alpha,
+                thermometer_bins=config.thermometer_bins,
+                scalarization=scalarization(config.scalarization),
+                logz_lr=config.logz_lr,
+                learn_backward=config.learn_backward,
             )
+            return MOGFNGenerator(space, num_objectives, settings, **campaign)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"generators: mogfn: {exc}") from None
+            raise ConfigError(f"generators: {config.kind}: {exc}") from None
     if isinstance(config, RandomGeneratorConfig):
         return RandomGenerator(space)
     if isinstance(config, GeneticGeneratorConfig):

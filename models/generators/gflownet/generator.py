@@ -8,7 +8,6 @@ import time
 from abc import abstractmethod
 
 import torch
-from torch import Tensor
 
 from data.dataset import Dataset
 from data.spaces import SearchSpace
@@ -38,18 +37,13 @@ class GFlowNetGenerator(Generator):
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
         """Terminal states -> this round's training values ``n x m``."""
 
-    def measured_values(self, dataset: Dataset, objective: ObjectiveFn, states: Tensor) -> Tensor | None:
-        """Training values of the measured candidates ``states`` (``None``: the objective's)."""
-        return None
-
     def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
         objective = self.objective(reward, dataset)
-        offline = offline_values = None
+        offline = None
         if self.replay_measured and len(dataset):
             offline = self.env.from_tokens(self.space.encode(dataset.candidates))
-            offline_values = self.measured_values(dataset, objective, offline)
         start = time.perf_counter()
-        self.history = self.model.train(objective, self.steps_per_round, generator, offline, offline_values)
+        self.history = self.model.train(objective, self.steps_per_round, generator, offline)
         elapsed = time.perf_counter() - start
         tail = max(1, len(self.history.get("loss", [])) // 10)
         return {

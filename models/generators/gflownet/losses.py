@@ -56,6 +56,11 @@ class TrajectoryBalance(Loss):
         return self.residuals(scores, log_reward).pow(2).mean()
 
 
+def _nan_as_worst(values: Tensor) -> Tensor:
+    values = values.double()
+    return values.masked_fill(values.isnan(), float("-inf"))
+
+
 def order_target(values: Tensor) -> Tensor:
     """The order's target distribution on a group of candidates ``n x m`` (maximized):
     uniform over its maximal elements under Pareto dominance (the argmax set for one
@@ -66,7 +71,7 @@ def order_target(values: Tensor) -> Tensor:
     finite row has no target (all zeros). Only comparisons between values are used, so
     the target is unchanged by any strictly increasing transform of each objective.
     """
-    values = torch.nan_to_num(values.double(), nan=float("-inf"), posinf=float("inf"))
+    values = _nan_as_worst(values)
     valid = torch.isfinite(values).all(-1)
     maximal = torch.zeros_like(valid)
     if valid.any():
@@ -119,8 +124,7 @@ def pair_target(a: Tensor, b: Tensor) -> Tensor:
     """:func:`order_target` of every pair ``(a_i, b_i)`` at once, ``n x 2``: ``(1, 0)``
     when ``a_i`` dominates, ``(0, 1)`` when ``b_i`` does, ``(1/2, 1/2)`` when neither does
     (ties, incomparable), and zeros when neither is a member."""
-    a = torch.nan_to_num(a.double(), nan=float("-inf"), posinf=float("inf"))
-    b = torch.nan_to_num(b.double(), nan=float("-inf"), posinf=float("inf"))
+    a, b = _nan_as_worst(a), _nan_as_worst(b)
     valid_a, valid_b = torch.isfinite(a).all(-1), torch.isfinite(b).all(-1)
     a_wins = ((a >= b).all(-1) & (a > b).any(-1) & valid_a) | (valid_a & ~valid_b)
     b_wins = ((b >= a).all(-1) & (b > a).any(-1) & valid_b) | (valid_b & ~valid_a)

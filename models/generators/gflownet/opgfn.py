@@ -93,18 +93,32 @@ class OPGFNGenerator(GFlowNetGenerator):
         self.model: OPGFN = OPGFN(self.env, num_objectives, settings, seed=seed, device=device)
 
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
-        """Optimistic proxy predictions of terminal states (``-inf`` for non-members)."""
+        """Values of terminal states: the measurement for a measured candidate, the
+        optimistic proxy prediction otherwise (``-inf`` for non-members)."""
         optimistic = reward.with_kappa(self.kappa)
+        measured = self.env.from_tokens(self.space.encode(dataset.candidates)) if len(dataset) else None
+        measured_Y = dataset.Y.float()
 
-        def predict(states: Tensor) -> Tensor:
-            return optimistic.from_tokens(self.env.to_tokens(states)).float()
+        def values(states: Tensor) -> Tensor:
+            out = optimistic.from_tokens(self.env.to_tokens(states)).float()
+            if measured is None:
+                return out
+            index = _row_index(states, measured.to(states.device))
+            hit = index >= 0
+            out[hit] = measured_Y.to(out.device)[index[hit].to(out.device)]
+            return out
 
-        return predict
-
-    def measured_values(self, dataset: Dataset, objective: ObjectiveFn, states: Tensor) -> Tensor:
-        """The measurements themselves (maximization space)."""
-        return dataset.Y.float()
+        return values
 
     def propose(self, n: int, generator: torch.Generator) -> list[str]:
         states = self.model.sample_states(n, generator)
         return self.space.decode(self.env.to_tokens(states).cpu())
+
+
+def _row_index(states: Tensor, table: Tensor) -> Tensor:
+    """For each row of ``states``, the index of an equal row of ``table`` (``-1`` if none)."""
+    both = torch.cat([table, states])
+    _, inverse = torch.unique(both, dim=0, return_inverse=True)
+    where = torch.full((len(both),), -1, dtype=torch.long, device=states.device)
+    where[inverse[: len(table)]] = torch.arange(len(table), device=states.device)
+    return where[inverse[len(table) :]]

@@ -167,7 +167,7 @@ class GFlowNet:
         values = objective(trajectories.terminal[:n_online]).to(self.device).float()
         if n_online:
             self.remember(trajectories.terminal[:n_online], values)
-        if replayed is not None:  # the buffer's values: measured candidates keep their measurements
+        if replayed is not None:
             values = torch.cat([values, replayed])
         loss, scores = self._loss(trajectories, condition, conditioning, values)
         self.optimizer.zero_grad()
@@ -200,17 +200,14 @@ class GFlowNet:
         steps: int,
         generator: torch.Generator,
         offline: Tensor | None = None,
-        offline_values: Tensor | None = None,
     ) -> dict[str, list[float]]:
         """``steps`` training steps; ``offline`` terminal states (measured candidates)
-        join the replay buffer first, with ``offline_values`` when given (their
-        measurements) and the objective's values otherwise. Returns the per-step curves."""
+        join the replay buffer first. Returns the per-step curves."""
         if self.replays and len(self.buffer_states):  # the objective may have changed since
             self.buffer_values = objective(self.buffer_states).to(self.device).float()
         if offline is not None and len(offline) and self.replays:
             offline = offline.to(self.device)
-            values = objective(offline) if offline_values is None else offline_values
-            self.remember(offline, values.to(self.device))
+            self.remember(offline, objective(offline))
         history: dict[str, list[float]] = {}
         for _ in range(steps):
             for key, value in self.train_step(objective, generator).items():
