@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-molecules clean
+.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ benchmark-gfn: install
 # the MOGFN paper's synthetic tasks (about 15 min on 2 cores)
 benchmark-mogfn: install
 	$(BIN)/python benchmarks/mogfn_paper.py --grid-steps 2000 --ngram-steps 1000
+
+# OP-GFN vs MOGFN-PC on the OP-GFN paper's HyperGrid, three seeds (about 20 min on 2 cores)
+benchmark-opgfn: install
+	$(BIN)/python benchmarks/opgfn_paper.py --steps 1000 --seeds 0 1 2 --jobs 2
 
 clean:
 	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn

@@ -55,6 +55,8 @@ class GFlowNetSettings:
     """Share of each batch replayed from the buffer of high-value terminal states."""
     replay_capacity: int = 1000
     grad_clip: float = 10.0
+    weight_decay: float = 0.0
+    """Adam's L2 penalty on all weights (the OP-GFN reference code uses 1e-4)."""
 
 
 class TrainingSignal(ABC):
@@ -119,7 +121,8 @@ class GFlowNet:
             [
                 {"params": self.policy.parameters(), "lr": s.lr},
                 {"params": self.log_z.parameters(), "lr": s.logz_lr},
-            ]
+            ],
+            weight_decay=s.weight_decay,
         )
         self.buffer_states = env.initial(0, self.device)
         self.buffer_values = torch.empty(0, num_objectives, device=self.device)
