@@ -169,7 +169,7 @@ class _GFlowNetConfig(_Strict):
     hidden: int = Field(64, ge=4, description="width of the policy")
     layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
-    replay_capacity: int = Field(1000, ge=0, description="high-value terminal states kept for replay")
+    replay_capacity: int = Field(1000, ge=0, description="best sampled states kept for replay")
     replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
 
 
@@ -198,8 +198,8 @@ class MOGFNGeneratorConfig(_GFlowNetConfig):
 class OPGFNGeneratorConfig(_GFlowNetConfig):
     """Order-preserving GFlowNet (OP-GFN, Chen & Mauch 2024): learns a reward consistent
     with Pareto dominance on the proxy's predictions and the measurements; no preference,
-    scalarization or reward exponent. Measured candidates enter each batch's order
-    through replay, so it replays a quarter of each batch by default."""
+    scalarization or reward exponent. Measured candidates enter the batches' order through
+    replay, so it replays a quarter of each batch by default."""
 
     kind: Literal["opgfn"]
     replay_fraction: float = Field(

@@ -31,6 +31,23 @@ CASES = [
         {"generators": [{"kind": "genetic", "pool_size": 0}]},
         "generators.0.pool_size: Input should be greater",
     ),
+    # OP-GFN has no reward exponent, and orders each batch against replayed measurements
+    (
+        {"generators": [{"kind": "opgfn", "beta": 16}]},
+        "generators.0.beta: Extra inputs are not permitted",
+    ),
+    (
+        {"generators": [{"kind": "opgfn", "replay_fraction": 0}]},
+        "generators.0.replay_fraction: Input should be greater than 0",
+    ),
+    (
+        {
+            "generators": [{"kind": "opgfn", "hidden": 30, "policy": "transformer"}],
+            "space": {"kind": "sequence", "alphabet": "AB", "min_length": 1, "max_length": 4},
+            "oracle": {"name": "ngram", "params": {"motifs": ["AB", "BA"]}},
+        },
+        "generators: opgfn: the transformer's width (30) must be a multiple of its 4 heads",
+    ),
 ]
 
 

@@ -12,8 +12,8 @@ import torch
 from data.dataset import Dataset
 from data.spaces import SearchSpace
 from models.generators.base import Generator
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.trainer import GFlowNet, ObjectiveFn
+from models.generators.gflownet.envs import Environment, environment_for
+from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
 from models.rewards import ProxyReward
 
 __all__ = ["GFlowNetGenerator"]
@@ -22,13 +22,24 @@ __all__ = ["GFlowNetGenerator"]
 class GFlowNetGenerator(Generator):
     """Shared campaign glue of the GFlowNet generators (``model`` is the trained net)."""
 
-    env: Environment
-    model: GFlowNet
+    model_class: type[GFlowNet]
+    """The algorithm, built as ``model_class(env, num_objectives, settings, seed=, device=)``."""
 
     def __init__(
-        self, space: SearchSpace, *, steps_per_round: int, kappa: float, replay_measured: bool
+        self,
+        space: SearchSpace,
+        num_objectives: int,
+        settings: GFlowNetSettings | None = None,
+        *,
+        steps_per_round: int = 200,
+        kappa: float = 0.0,
+        replay_measured: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
     ) -> None:
         super().__init__(space)
+        self.env: Environment = environment_for(space)
+        self.model = self.model_class(self.env, num_objectives, settings, seed=seed, device=device)
         self.steps_per_round = steps_per_round
         self.kappa = kappa
         self.replay_measured = replay_measured

@@ -34,7 +34,10 @@ class Loss(ABC):
     name: str
 
     @abstractmethod
-    def __call__(self, scores: TrajectoryScores, target: Tensor) -> Tensor: ...
+    def __call__(
+        self, scores: TrajectoryScores, target: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The loss of a batch; ``generator`` draws anything random (e.g. pairings)."""
 
 
 class TrajectoryBalance(Loss):
@@ -52,7 +55,9 @@ class TrajectoryBalance(Loss):
     def residuals(self, scores: TrajectoryScores, log_reward: Tensor) -> Tensor:
         return scores.learned_log_reward - log_reward
 
-    def __call__(self, scores: TrajectoryScores, log_reward: Tensor) -> Tensor:
+    def __call__(
+        self, scores: TrajectoryScores, log_reward: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         return self.residuals(scores, log_reward).pow(2).mean()
 
 
@@ -61,18 +66,25 @@ def _nan_as_worst(values: Tensor) -> Tensor:
     return values.masked_fill(values.isnan(), float("-inf"))
 
 
+def _member(values: Tensor) -> Tensor:
+    """Rows without a ``-inf`` (NaN already mapped to it): the members of the space."""
+    return (values > float("-inf")).all(-1)
+
+
 def order_target(values: Tensor) -> Tensor:
     """The order's target distribution on a group of candidates ``n x m`` (maximized):
     uniform over its maximal elements under Pareto dominance (the argmax set for one
     objective; duplicates all count), zero elsewhere (Chen & Mauch 2024, "Order-Preserving
     GFlowNets", ICLR, arXiv 2310.00386, section 3, the local labels of a sampled batch).
 
-    Rows with a NaN or ``-inf`` value (not members) are never maximal. A group with no
-    finite row has no target (all zeros). Only comparisons between values are used, so
+    Rows with a NaN or ``-inf`` value (not members) are never maximal. A group without a
+    member has no target (all zeros). Only comparisons between values are used, so
     the target is unchanged by any strictly increasing transform of each objective.
     """
     values = _nan_as_worst(values)
-    valid = torch.isfinite(values).all(-1)
+    if values.ndim != 2:
+        raise ValueError(f"expected values n x m, got shape {tuple(values.shape)}")
+    valid = _member(values)
     maximal = torch.zeros_like(valid)
     if valid.any():
         maximal[valid] = is_non_dominated(values[valid], deduplicate=False)
@@ -93,9 +105,9 @@ class OrderPreserving(Loss):
 
     Groups follow the reference code: for a partial order (``m > 1``) the whole batch;
     for a total order (``m = 1``) pairs ``(i, pi(i))`` with a 2-way cross-entropy and a
-    target of 1/2 on ties (``pairs=True``). The pairing is the batch rolled by half its
-    length: trajectories are drawn independently, so this is a random pairing without a
-    random draw. Each pair's loss is clamped at 100, as in the reference molecule code.
+    target of 1/2 on ties (``pairs=True``), ``pi`` a random permutation of the batch
+    drawn with ``generator``. Each pair's loss is clamped at 100, as in the reference
+    molecule code.
     """
 
     name = "order_preserving"
@@ -104,7 +116,13 @@ class OrderPreserving(Loss):
     def __init__(self, pairs: bool = False) -> None:
         self.pairs = pairs
 
-    def __call__(self, scores: TrajectoryScores, values: Tensor) -> Tensor:
+    def __call__(
+        self, scores: TrajectoryScores, values: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        if values.ndim != 2 or len(values) != len(scores.log_pf):
+            raise ValueError(
+                f"expected values n x m for {len(scores.log_pf)} trajectories, got {tuple(values.shape)}"
+            )
         learned = scores.learned_log_reward
         if not self.pairs:
             target = order_target(values).to(learned)
@@ -112,7 +130,9 @@ class OrderPreserving(Loss):
         n = len(learned)
         if n < 2:
             return learned.sum() * 0.0
-        partner = torch.roll(torch.arange(n, device=learned.device), n // 2)
+        if generator is None:
+            raise ValueError("pairs of a total order are drawn at random: pass a generator")
+        partner = torch.randperm(n, generator=generator).to(learned.device)
         target = pair_target(values, values[partner]).to(learned)
         logits = torch.stack([learned, learned[partner]], 1)
         per_pair = -(target * torch.log_softmax(logits, 1)).sum(1)
@@ -125,7 +145,7 @@ def pair_target(a: Tensor, b: Tensor) -> Tensor:
     when ``a_i`` dominates, ``(0, 1)`` when ``b_i`` does, ``(1/2, 1/2)`` when neither does
     (ties, incomparable), and zeros when neither is a member."""
     a, b = _nan_as_worst(a), _nan_as_worst(b)
-    valid_a, valid_b = torch.isfinite(a).all(-1), torch.isfinite(b).all(-1)
+    valid_a, valid_b = _member(a), _member(b)
     a_wins = ((a >= b).all(-1) & (a > b).any(-1) & valid_a) | (valid_a & ~valid_b)
     b_wins = ((b >= a).all(-1) & (b > a).any(-1) & valid_b) | (valid_b & ~valid_a)
     maximal = torch.stack([~b_wins & valid_a, ~a_wins & valid_b], 1).double()

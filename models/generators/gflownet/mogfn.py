@@ -14,9 +14,8 @@ import torch
 from torch import Tensor
 
 from data.dataset import Dataset
-from data.spaces import SearchSpace
 from models.generators.gflownet.conditioning import Conditioning, ConditionSampler
-from models.generators.gflownet.envs import Environment, environment_for
+from models.generators.gflownet.envs import Environment
 from models.generators.gflownet.generator import GFlowNetGenerator
 from models.generators.gflownet.losses import TrajectoryBalance
 from models.generators.gflownet.signals import PreferenceReward
@@ -86,21 +85,8 @@ class MOGFNGenerator(GFlowNetGenerator):
 
     name = "mogfn"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_objectives: int,
-        settings: MOGFNSettings | None = None,
-        *,
-        steps_per_round: int = 200,
-        kappa: float = 0.0,
-        replay_measured: bool = True,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        super().__init__(space, steps_per_round=steps_per_round, kappa=kappa, replay_measured=replay_measured)
-        self.env = environment_for(space)
-        self.model: MOGFN = MOGFN(self.env, num_objectives, settings, seed=seed, device=device)
+    model_class = MOGFN
+    model: MOGFN
 
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
         """The per-objective reward this round: normalized optimistic proxy scores."""

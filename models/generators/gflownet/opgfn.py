@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from data.dataset import Dataset
-from data.spaces import SearchSpace
-from models.generators.gflownet.envs import Environment, environment_for
+from models.generators.gflownet.envs import Environment
 from models.generators.gflownet.generator import GFlowNetGenerator
 from models.generators.gflownet.losses import OrderPreserving
 from models.generators.gflownet.sampler import backward_trajectories, trajectory_log_probs
@@ -67,45 +66,34 @@ class OPGFN(GFlowNet):
 class OPGFNGenerator(GFlowNetGenerator):
     """OP-GFN in a campaign: trained each round against the proxy, warm-started.
 
-    The order is Pareto dominance on the proxy's predictions (posterior mean, or the
-    optimistic mean + kappa * std) of the sampled candidates, together with the measured
-    candidates at their measured values: they join the replay buffer, so each batch's
-    order contains them (``replay_fraction`` must be positive for that). Candidates that
-    are not members of the space are below everything.
+    The order is Pareto dominance on values that are the measurements for measured
+    candidates and the proxy's predictions (posterior mean, or the optimistic mean +
+    kappa * std) for everything else. Measured candidates join the replay buffer, so
+    each batch is ordered against them (with a positive ``replay_fraction``).
+    Candidates that are not members of the space are below everything.
     """
 
     name = "opgfn"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        num_objectives: int,
-        settings: GFlowNetSettings | None = None,
-        *,
-        steps_per_round: int = 200,
-        kappa: float = 0.0,
-        replay_measured: bool = True,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        super().__init__(space, steps_per_round=steps_per_round, kappa=kappa, replay_measured=replay_measured)
-        self.env = environment_for(space)
-        self.model: OPGFN = OPGFN(self.env, num_objectives, settings, seed=seed, device=device)
+    model_class = OPGFN
+    model: OPGFN
 
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
-        """Values of terminal states: the measurement for a measured candidate, the
-        optimistic proxy prediction otherwise (``-inf`` for non-members)."""
+        """Values of terminal states: the measurement for a measured candidate (matched by
+        canonical form, so any SELFIES of a measured molecule counts), the optimistic proxy
+        prediction otherwise (``-inf`` for non-members)."""
         optimistic = reward.with_kappa(self.kappa)
-        measured = self.env.from_tokens(self.space.encode(dataset.candidates)) if len(dataset) else None
-        measured_Y = dataset.Y.float()
+        position = {candidate: i for i, candidate in enumerate(dataset.candidates)}
+        measured = dataset.Y.float().to(self.model.device)
 
         def values(states: Tensor) -> Tensor:
-            out = optimistic.from_tokens(self.env.to_tokens(states)).float()
-            if measured is None:
-                return out
-            index = _row_index(states, measured.to(states.device))
-            hit = index >= 0
-            out[hit] = measured_Y.to(out.device)[index[hit].to(out.device)]
+            tokens = self.env.to_tokens(states)
+            out = optimistic.from_tokens(tokens).float().to(self.model.device)
+            if position:
+                keys = self.space.decode(tokens.cpu())
+                index = torch.tensor([position.get(key, -1) for key in keys], device=out.device)
+                hit = index >= 0
+                out[hit] = measured[index[hit]]
             return out
 
         return values
@@ -113,12 +101,3 @@ class OPGFNGenerator(GFlowNetGenerator):
     def propose(self, n: int, generator: torch.Generator) -> list[str]:
         states = self.model.sample_states(n, generator)
         return self.space.decode(self.env.to_tokens(states).cpu())
-
-
-def _row_index(states: Tensor, table: Tensor) -> Tensor:
-    """For each row of ``states``, the index of an equal row of ``table`` (``-1`` if none)."""
-    both = torch.cat([table, states])
-    _, inverse = torch.unique(both, dim=0, return_inverse=True)
-    where = torch.full((len(both),), -1, dtype=torch.long, device=states.device)
-    where[inverse[: len(table)]] = torch.arange(len(table), device=states.device)
-    return where[inverse[len(table) :]]

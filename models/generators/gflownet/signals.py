@@ -34,6 +34,10 @@ class PreferenceReward(TrainingSignal):
         return self.conditions.sample(n, generator)
 
     def encode(self, conditioning: Conditioning, n: int, device: torch.device) -> Tensor:
+        if conditioning is None:
+            raise ValueError(
+                "MOGFN-PC samples under a conditioning: pass conditions.sample(...) or .fixed(...)"
+            )
         if len(conditioning) != n:
             raise ValueError(f"{len(conditioning)} conditionings for {n} trajectories")
         return self.conditions.encode(conditioning.to(device))

@@ -126,35 +126,41 @@ class GFlowNet:
         )
         self.buffer_states = env.initial(0, self.device)
         self.buffer_values = torch.empty(0, num_objectives, device=self.device)
+        self.buffer_pinned = torch.empty(0, dtype=torch.bool, device=self.device)
         self.steps_done = 0
 
     # -- replay -------------------------------------------------------------------------
     @property
     def replays(self) -> bool:
-        return self.settings.replay_fraction > 0 and self.settings.replay_capacity > 0
+        return self.settings.replay_fraction > 0
 
-    def remember(self, states: Tensor, values: Tensor) -> None:
-        """Add terminal states to the replay buffer (a state seen again takes its new
-        values); it keeps the best by Pareto rank."""
+    def remember(self, states: Tensor, values: Tensor, pinned: bool = False) -> None:
+        """Add terminal states to the replay buffer; a state seen again takes its new
+        values. ``pinned`` states (measured candidates) stay for good; of the others the
+        buffer keeps the ``replay_capacity`` best by Pareto rank, ties broken by the sum of
+        per-objective ranks, so what it keeps depends only on the order of the values."""
         if not self.replays:
             return
+        pins = torch.full((len(states),), pinned, dtype=torch.bool, device=self.device)
         states = torch.cat([states.to(self.device), self.buffer_states])
         values = torch.cat([values.to(self.device).float(), self.buffer_values])
-        states, first = _unique_rows(states)
+        pins = torch.cat([pins, self.buffer_pinned])
+        states, first, inverse = _unique_rows(states)
         values = values[first]
-        if len(states) > self.settings.replay_capacity:
-            finite = torch.isfinite(values)  # -inf/NaN (not a member) ranks below everything
-            worst = torch.finfo(torch.float64).min
-            rank = pareto_rank(torch.where(finite, values.double(), worst).cpu()).to(self.device)
-            total = torch.where(finite, values.double(), 0.0).sum(-1)
-            score = rank.double() - total / (total.abs().max() + 1)
-            keep = torch.argsort(score)[: self.settings.replay_capacity]
-            states, values = states[keep], values[keep]
-        self.buffer_states, self.buffer_values = states, values
+        pins = torch.zeros(len(states), dtype=torch.bool, device=self.device).index_put_(
+            (inverse,), pins, accumulate=True
+        )
+        free = (~pins).nonzero().squeeze(-1)
+        if len(free) > self.settings.replay_capacity:
+            best = free[_best_first(values[free])[: self.settings.replay_capacity]]
+            keep = torch.cat([pins.nonzero().squeeze(-1), best]).sort().values
+            states, values, pins = states[keep], values[keep], pins[keep]
+        self.buffer_states, self.buffer_values, self.buffer_pinned = states, values, pins
 
     # -- training -----------------------------------------------------------------------
     def train_step(self, objective: ObjectiveFn, generator: torch.Generator) -> dict[str, float]:
-        """One step on a batch of on-policy and replayed trajectories."""
+        """One step on a batch of on-policy and replayed trajectories (replayed ones keep
+        the values they were stored with; :meth:`train` rescores the buffer)."""
         s = self.settings
         n_replay = round(s.replay_fraction * s.batch_size) if len(self.buffer_states) else 0
         n_online = s.batch_size - n_replay
@@ -168,11 +174,16 @@ class GFlowNet:
             replayed = self.buffer_values[pick]
         trajectories = Trajectories.cat(parts) if len(parts) > 1 else parts[0]
         values = objective(trajectories.terminal[:n_online]).to(self.device).float()
+        if values.shape != (n_online, self.num_objectives):
+            raise ValueError(
+                f"the objective returned values of shape {tuple(values.shape)} for {n_online} states "
+                f"and {self.num_objectives} objectives; expected {(n_online, self.num_objectives)}"
+            )
         if n_online:
             self.remember(trajectories.terminal[:n_online], values)
         if replayed is not None:
             values = torch.cat([values, replayed])
-        loss, scores = self._loss(trajectories, condition, conditioning, values)
+        loss, scores = self._loss(trajectories, condition, conditioning, values, generator)
         self.optimizer.zero_grad()
         finite = bool(torch.isfinite(loss))
         if finite:  # a NaN reward must not poison every weight
@@ -191,11 +202,16 @@ class GFlowNet:
         }
 
     def _loss(
-        self, trajectories: Trajectories, condition: Tensor, conditioning: Any, values: Tensor
+        self,
+        trajectories: Trajectories,
+        condition: Tensor,
+        conditioning: Any,
+        values: Tensor,
+        generator: torch.Generator,
     ) -> tuple[Tensor, TrajectoryScores]:
         log_pf, log_pb = trajectory_log_probs(self.env, self.policy, trajectories, condition)
         scores = TrajectoryScores(self.log_z(condition), log_pf, log_pb)
-        return self.loss(scores, self.signal.target(values, conditioning)), scores
+        return self.loss(scores, self.signal.target(values, conditioning), generator), scores
 
     def train(
         self,
@@ -210,7 +226,7 @@ class GFlowNet:
             self.buffer_values = objective(self.buffer_states).to(self.device).float()
         if offline is not None and len(offline) and self.replays:
             offline = offline.to(self.device)
-            self.remember(offline, objective(offline))
+            self.remember(offline, objective(offline), pinned=True)
         history: dict[str, list[float]] = {}
         for _ in range(steps):
             for key, value in self.train_step(objective, generator).items():
@@ -232,6 +248,7 @@ class GFlowNet:
             "optimizer": self.optimizer.state_dict(),
             "buffer_states": self.buffer_states.cpu(),
             "buffer_values": self.buffer_values.cpu(),
+            "buffer_pinned": self.buffer_pinned.cpu(),
             "steps_done": self.steps_done,
         }
 
@@ -242,13 +259,25 @@ class GFlowNet:
         self.buffer_states = state["buffer_states"].to(self.device)
         values = state["buffer_values"] if "buffer_values" in state else state["buffer_rewards"]  # <= 0.4
         self.buffer_values = values.to(self.device)
+        pinned = state.get("buffer_pinned", torch.zeros(len(values), dtype=torch.bool))
+        self.buffer_pinned = pinned.to(self.device)
         self.steps_done = int(state["steps_done"])
 
 
-def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor]:
-    """Distinct rows and the index of each one's first occurrence."""
+def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Distinct rows, the index of each one's first occurrence, and each row's distinct id."""
     unique, inverse = torch.unique(states, dim=0, return_inverse=True)
     positions = torch.arange(len(states), device=states.device)
     first = torch.full((len(unique),), len(states), device=states.device, dtype=torch.long)
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")
-    return unique, first
+    return unique, first, inverse
+
+
+def _best_first(values: Tensor) -> Tensor:
+    """Row indices of ``values`` ``n x m`` from best to worst: by Pareto rank, then by the
+    sum of per-objective ranks (NaN and ``-inf`` count as the worst)."""
+    values = values.double().nan_to_num(nan=-torch.inf)
+    bounded = values.clamp(torch.finfo(torch.float64).min, torch.finfo(torch.float64).max)
+    front = pareto_rank(bounded.cpu()).to(values.device)
+    ranks = values.argsort(dim=0, stable=True).argsort(dim=0).sum(-1)  # higher is better
+    return torch.argsort(front * (ranks.max() + 1) - ranks, stable=True)

@@ -47,6 +47,9 @@ def test_order_target_is_uniform_over_the_maximal_elements():
     assert order_target(Y).tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3, 0, 0])
     assert order_target(torch.tensor([[3.0], [5.0], [5.0], [1.0]])).tolist() == [0, 0.5, 0.5, 0]  # argmax set
     assert order_target(torch.full((3, 2), -INF)).tolist() == [0, 0, 0]  # nothing to order
+    assert order_target(torch.tensor([[INF, 0.0], [1.0, 1.0], [0.0, 0.0]])).tolist() == [0.5, 0.5, 0]
+    with pytest.raises(ValueError, match="n x m"):
+        order_target(torch.tensor([1.0, 2.0]))
 
 
 def test_pair_target_is_the_order_target_of_each_pair():
@@ -65,13 +68,19 @@ def test_order_preserving_loss_is_invariant_to_monotone_transforms(pairs):
     Y[5] = -INF
     scores = TrajectoryScores(torch.zeros(64), torch.randn(64, generator=g), torch.randn(64, generator=g))
     loss = OrderPreserving(pairs=pairs)
-    reference = loss(scores, Y)
+
+    def evaluate(values):
+        return loss(scores, values, torch.Generator().manual_seed(2))
+
+    reference = evaluate(Y)
     assert math.isfinite(reference.item()) and reference.item() > 0
     for combo in itertools.permutations(MONOTONE, 3):
         transformed = torch.stack([MONOTONE[name](Y[:, i]) for i, name in enumerate(combo)], -1)
-        assert torch.equal(loss(scores, transformed), reference), combo
+        assert torch.equal(evaluate(transformed), reference), combo
     # the loss does see the order: swapping which rows are best changes it
-    assert not torch.equal(loss(scores, -Y), reference)
+    assert not torch.equal(evaluate(-Y), reference)
+    with pytest.raises(ValueError, match="n x m"):
+        evaluate(Y[:, 0])
 
 
 def _train(model_class, settings, objective, steps=15):
@@ -81,7 +90,8 @@ def _train(model_class, settings, objective, steps=15):
     return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
 
 
-def test_training_is_invariant_to_monotone_transforms_of_the_objectives():
+@pytest.mark.parametrize("replay", [0.0, 0.25], ids=["on-policy", "replay"])
+def test_training_is_invariant_to_monotone_transforms_of_the_objectives(replay):
     def objective(states):
         return hypergrid_values(states, 6, ["branin", "currin"]).float()
 
@@ -89,7 +99,10 @@ def test_training_is_invariant_to_monotone_transforms_of_the_objectives():
         Y = objective(states)
         return torch.stack([torch.exp(3 * Y[:, 0]), Y[:, 1] ** 3 + 2], -1)
 
-    settings = GFlowNetSettings(batch_size=32, hidden=16, layers=2, policy="mlp")
+    # with replay, a small buffer is pruned many times: what it keeps must not depend on scale
+    settings = GFlowNetSettings(
+        batch_size=32, hidden=16, layers=2, policy="mlp", replay_fraction=replay, replay_capacity=6
+    )
     assert torch.equal(_train(OPGFN, settings, objective), _train(OPGFN, settings, transformed))
     # MOGFN-PC's scalarized reward is not: the same transform changes what it learns
     mogfn = MOGFNSettings(batch_size=32, hidden=16, layers=2, thermometer_bins=4)
@@ -159,6 +172,12 @@ def test_learned_backward_policy_is_refused():
         OPGFN(environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(learn_backward=True))
 
 
+def test_an_objective_of_the_wrong_shape_is_refused():
+    model = OPGFN(environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(batch_size=8, hidden=8, layers=1))
+    with pytest.raises(ValueError, match=r"shape \(8, 3\) for 8 states and 2 objectives"):
+        model.train(lambda s: torch.zeros(len(s), 3), 1, torch.Generator())
+
+
 def test_learned_log_reward_is_exact_on_a_tree():
     space, _ = _sequence_task(0)
     env = environment_for(space)
@@ -207,3 +226,29 @@ def test_campaign_generator_orders_predictions_with_the_measurements(tmp_path, d
     assert gen.propose(64, torch.Generator().manual_seed(6)) == twin.propose(
         64, torch.Generator().manual_seed(6)
     )
+
+
+def test_a_measured_molecule_is_ordered_at_its_measurement_whatever_its_selfies():
+    import selfies as sf
+
+    from data.spaces import PAD, MoleculeSpace
+
+    space = MoleculeSpace(["CCO", "c1ccccc1O", "CC(=O)O", "CCN", "CCCC"], 20)
+    candidates = ["CCO", "Oc1ccccc1", "CC(=O)O", "CCN"]
+    assert [space.check(x).canonical for x in candidates] == candidates
+    Y = torch.tensor([[0.1, 0.2], [0.3, 0.1], [0.5, 0.5], [0.2, 0.9]], dtype=torch.double)
+    data = Dataset(candidates, space.featurize(candidates), Y)
+    model, _ = fit_gp_proxy(
+        data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0), kernel="minmax"
+    )
+    gen = OPGFNGenerator(space, 2, GFlowNetSettings(hidden=8, layers=1, replay_fraction=0.25), kappa=1.0)
+    objective = gen.objective(ProxyReward(model, space), data)
+    alias = list(sf.split_selfies(sf.encoder("OCC")))  # ethanol written from the other end
+    assert alias != list(sf.split_selfies(sf.encoder("CCO")))
+    tokens = torch.full((2, space.max_length), PAD, dtype=torch.long)
+    tokens[0, : len(alias)] = torch.tensor([space.token_names().index(t) for t in alias])
+    tokens[1] = space.encode(["CCCC"])[0]  # not measured: the optimistic prediction
+    values = objective(gen.env.from_tokens(tokens))
+    assert torch.equal(values[0], Y[0].float())
+    expected = ProxyReward(model, space, kappa=1.0)(["CCCC"]).float()[0]
+    assert torch.allclose(values[1], expected)
