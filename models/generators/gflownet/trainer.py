@@ -147,9 +147,9 @@ class GFlowNet:
         pins = torch.cat([pins, self.buffer_pinned])
         states, first, inverse = _unique_rows(states)
         values = values[first]
-        pins = torch.zeros(len(states), dtype=torch.bool, device=self.device).index_put_(
-            (inverse,), pins, accumulate=True
-        )
+        pinned_ids = inverse[pins]  # a state pinned once stays pinned
+        pins = torch.zeros(len(states), dtype=torch.bool, device=self.device)
+        pins[pinned_ids] = True
         free = (~pins).nonzero().squeeze(-1)
         if len(free) > self.settings.replay_capacity:
             best = free[_best_first(values[free])[: self.settings.replay_capacity]]

@@ -167,6 +167,25 @@ def test_multi_objective_sampler_concentrates_on_the_pareto_front():
     assert before < 0.15 and after > 0.9, (before, after)  # the front: 6 of the 64 states
 
 
+def test_measured_states_stay_in_a_small_replay_buffer():
+    env = environment_for(GridSpace(2, 8))
+    settings = GFlowNetSettings(batch_size=16, hidden=8, layers=1, replay_fraction=0.25, replay_capacity=3)
+    model = OPGFN(env, 2, settings, seed=0)
+    measured = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1], [7, 0]])  # poor points, except (7, 0)
+
+    def objective(states):
+        return hypergrid_values(states, 8, ["branin", "currin"]).float()
+
+    model.train(objective, 20, torch.Generator().manual_seed(0), offline=measured)
+    kept = {tuple(s) for s in model.buffer_states.tolist()}
+    assert {tuple(s) for s in measured.tolist()} <= kept  # never evicted by better samples
+    assert len(kept) == len(model.buffer_states) <= len(measured) + 3
+    assert int(model.buffer_pinned.sum()) == len(measured)
+    twin = OPGFN(env, 2, settings, seed=1)
+    twin.load_state_dict(model.state_dict())
+    assert torch.equal(twin.buffer_pinned, model.buffer_pinned)
+
+
 def test_learned_backward_policy_is_refused():
     with pytest.raises(ValueError, match="uniform backward policy"):
         OPGFN(environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(learn_backward=True))
