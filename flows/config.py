@@ -169,7 +169,7 @@ class _GFlowNetConfig(_Strict):
     hidden: int = Field(64, ge=4, description="width of the policy")
     layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
-    replay_capacity: int = Field(1000, ge=0, description="best sampled states kept for replay")
+    replay_capacity: int = Field(1000, ge=0, description="best sampled states kept (0: measured only)")
     replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
 
 

@@ -91,7 +91,8 @@ class OPGFNGenerator(GFlowNetGenerator):
             out = optimistic.from_tokens(tokens).float().to(self.model.device)
             if position:
                 keys = self.space.decode(tokens.cpu())
-                index = torch.tensor([position.get(key, -1) for key in keys], device=out.device)
+                index = torch.tensor([position.get(key, -1) for key in keys], dtype=torch.long)
+                index = index.to(out.device)
                 hit = index >= 0
                 out[hit] = measured[index[hit]]
             return out

@@ -275,9 +275,16 @@ def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def _best_first(values: Tensor) -> Tensor:
     """Row indices of ``values`` ``n x m`` from best to worst: by Pareto rank, then by the
-    sum of per-objective ranks (NaN and ``-inf`` count as the worst)."""
-    values = values.double().nan_to_num(nan=-torch.inf)
+    sum of per-objective ranks (equal values, equal ranks). Rows with a NaN or ``-inf``
+    (not members) come last."""
+    if len(values) == 0:
+        return torch.zeros(0, dtype=torch.long, device=values.device)
+    values = values.double()
+    values = values.masked_fill(values.isnan(), -torch.inf)
+    member = (values > -torch.inf).all(-1)
     bounded = values.clamp(torch.finfo(torch.float64).min, torch.finfo(torch.float64).max)
     front = pareto_rank(bounded.cpu()).to(values.device)
-    ranks = values.argsort(dim=0, stable=True).argsort(dim=0).sum(-1)  # higher is better
+    front = torch.where(member, front, front.max() + 1)
+    columns = values.T.contiguous()
+    ranks = torch.searchsorted(columns.sort(-1).values, columns, side="left").T.sum(-1)  # higher: better
     return torch.argsort(front * (ranks.max() + 1) - ranks, stable=True)

@@ -186,6 +186,26 @@ def test_measured_states_stay_in_a_small_replay_buffer():
     assert torch.equal(twin.buffer_pinned, model.buffer_pinned)
 
 
+def test_replay_keeps_members_first_and_ties_as_ties():
+    from models.generators.gflownet.trainer import _best_first
+
+    Y = torch.tensor([[1, 2], [2, 1], [-INF, 5], [float("nan"), 9], [0, 0], [1, 1], [1, 1], [0, 2]])
+    order = _best_first(Y).tolist()
+    assert set(order[:2]) == {0, 1} and set(order[-2:]) == {2, 3}  # non-members last
+    assert abs(order.index(5) - order.index(6)) == 1  # equal rows rank together
+    assert order.index(4) == 5  # (0, 0): the last member
+
+
+def test_an_opgfn_batch_of_replay_only_trains():
+    space = GridSpace(2, 8)
+    candidates = ["1,2", "3,4", "5,6"]
+    data = Dataset(candidates, space.featurize(candidates), HyperGridOracle(space)(candidates).values)
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
+    settings = GFlowNetSettings(batch_size=2, hidden=8, layers=1, replay_fraction=0.75)  # nothing online
+    gen = OPGFNGenerator(space, 2, settings, steps_per_round=3)
+    assert math.isfinite(gen.update(ProxyReward(model, space), data, torch.Generator())["loss"])
+
+
 def test_learned_backward_policy_is_refused():
     with pytest.raises(ValueError, match="uniform backward policy"):
         OPGFN(environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(learn_backward=True))
