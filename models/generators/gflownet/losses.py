@@ -9,7 +9,15 @@ import torch
 from botorch.utils.multi_objective.pareto import is_non_dominated
 from torch import Tensor
 
-__all__ = ["Loss", "OrderPreserving", "TrajectoryBalance", "TrajectoryScores", "order_target", "pair_target"]
+__all__ = [
+    "Loss",
+    "OrderPreserving",
+    "TrajectoryBalance",
+    "TrajectoryScores",
+    "order_target",
+    "ordered_values",
+    "pair_target",
+]
 
 
 @dataclass
@@ -61,14 +69,12 @@ class TrajectoryBalance(Loss):
         return self.residuals(scores, log_reward).pow(2).mean()
 
 
-def _nan_as_worst(values: Tensor) -> Tensor:
+def ordered_values(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Values ``n x m`` as the order sees them (double, NaN as ``-inf``) and which rows are
+    members of the space (no ``-inf``); a non-member is below every member."""
     values = values.double()
-    return values.masked_fill(values.isnan(), float("-inf"))
-
-
-def _member(values: Tensor) -> Tensor:
-    """Rows without a ``-inf`` (NaN already mapped to it): the members of the space."""
-    return (values > float("-inf")).all(-1)
+    values = values.masked_fill(values.isnan(), float("-inf"))
+    return values, (values > float("-inf")).all(-1)
 
 
 def order_target(values: Tensor) -> Tensor:
@@ -81,10 +87,9 @@ def order_target(values: Tensor) -> Tensor:
     member has no target (all zeros). Only comparisons between values are used, so
     the target is unchanged by any strictly increasing transform of each objective.
     """
-    values = _nan_as_worst(values)
     if values.ndim != 2:
         raise ValueError(f"expected values n x m, got shape {tuple(values.shape)}")
-    valid = _member(values)
+    values, valid = ordered_values(values)
     maximal = torch.zeros_like(valid)
     if valid.any():
         maximal[valid] = is_non_dominated(values[valid], deduplicate=False)
@@ -144,8 +149,7 @@ def pair_target(a: Tensor, b: Tensor) -> Tensor:
     """:func:`order_target` of every pair ``(a_i, b_i)`` at once, ``n x 2``: ``(1, 0)``
     when ``a_i`` dominates, ``(0, 1)`` when ``b_i`` does, ``(1/2, 1/2)`` when neither does
     (ties, incomparable), and zeros when neither is a member."""
-    a, b = _nan_as_worst(a), _nan_as_worst(b)
-    valid_a, valid_b = _member(a), _member(b)
+    (a, valid_a), (b, valid_b) = ordered_values(a), ordered_values(b)
     a_wins = ((a >= b).all(-1) & (a > b).any(-1) & valid_a) | (valid_a & ~valid_b)
     b_wins = ((b >= a).all(-1) & (b > a).any(-1) & valid_b) | (valid_b & ~valid_a)
     maximal = torch.stack([~b_wins & valid_a, ~a_wins & valid_b], 1).double()

@@ -18,7 +18,7 @@ from torch import Tensor
 from data.dataset import Dataset
 from models.generators.gflownet.envs import Environment
 from models.generators.gflownet.generator import GFlowNetGenerator
-from models.generators.gflownet.losses import OrderPreserving
+from models.generators.gflownet.losses import OrderPreserving, TrajectoryScores
 from models.generators.gflownet.sampler import backward_trajectories, trajectory_log_probs
 from models.generators.gflownet.signals import ParetoOrder
 from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
@@ -60,7 +60,7 @@ class OPGFN(GFlowNet):
         trajectories = backward_trajectories(self.env, states, generator)
         condition = self.signal.encode(None, len(states), self.device)
         log_pf, log_pb = trajectory_log_probs(self.env, self.policy, trajectories, condition)
-        return self.log_z(condition) + log_pf - log_pb
+        return TrajectoryScores(self.log_z(condition), log_pf, log_pb).learned_log_reward
 
 
 class OPGFNGenerator(GFlowNetGenerator):

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from data.pareto import pareto_rank
 from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.losses import Loss, TrajectoryScores
+from models.generators.gflownet.losses import Loss, TrajectoryScores, ordered_values
 from models.generators.gflownet.policy import CausalTransformerPolicy, LogPartition, MLPPolicy, Policy
 from models.generators.gflownet.sampler import (
     Trajectories,
@@ -279,9 +279,7 @@ def _best_first(values: Tensor) -> Tensor:
     (not members) come last."""
     if len(values) == 0:
         return torch.zeros(0, dtype=torch.long, device=values.device)
-    values = values.double()
-    values = values.masked_fill(values.isnan(), -torch.inf)
-    member = (values > -torch.inf).all(-1)
+    values, member = ordered_values(values)
     bounded = values.clamp(torch.finfo(torch.float64).min, torch.finfo(torch.float64).max)
     front = pareto_rank(bounded.cpu()).to(values.device)
     front = torch.where(member, front, front.max() + 1)
