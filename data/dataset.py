@@ -29,14 +29,17 @@ class Dataset:
 
 
 def valid_observations(observations: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a finite measurement, one per candidate (the latest wins)."""
-    return observations[observations["valid"]].drop_duplicates("candidate", keep="last")
+    """Rows with a finite measurement, one per candidate: its latest row, if that is valid
+    (a replaced value stays in the table as history)."""
+    latest = observations.drop_duplicates("candidate", keep="last")
+    return latest[latest["valid"]]
 
 
 def raw_values(rows: pd.DataFrame, objectives: Sequence[Objective]) -> Tensor:
     """The objective columns of observation rows, ``n x m`` in raw units (double)."""
     names = [o.name for o in objectives]
-    return torch.tensor(rows[names].to_numpy(dtype=float), dtype=torch.double).reshape(-1, len(names))
+    values = rows.reindex(columns=names).to_numpy(dtype=float)  # no rows yet: no objective columns
+    return torch.tensor(values, dtype=torch.double).reshape(-1, len(names))
 
 
 def dataset_from_observations(
@@ -58,4 +61,4 @@ def pareto_rows(observations: pd.DataFrame, objectives: Sequence[Objective]) -> 
     valid = valid_observations(observations)
     mask = pareto_mask(to_max_space(raw_values(valid, objectives), objectives)).numpy()
     columns = ["round", "candidate", *(o.name for o in objectives)]
-    return valid.loc[mask, columns].reset_index(drop=True)
+    return valid.reindex(columns=columns).loc[mask].reset_index(drop=True)

@@ -13,6 +13,7 @@ complete or absent. Parts are never rewritten; a round can be resumed from the s
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
@@ -32,6 +33,7 @@ __all__ = [
     "CampaignLockedError",
     "CampaignStore",
     "StoreError",
+    "atomic_write",
 ]
 
 SCHEMA_VERSION = 1
@@ -81,6 +83,18 @@ TABLES: dict[str, dict[str, str]] = {
         "metric": "string",
         "value": "float64",
     },
+    # what happened with an asynchronous (lab) oracle: a request submitted, a results file
+    # or form recorded (with its sha256, so the same file is never recorded twice), a round
+    # closed before all its results came in
+    "lab_events": {
+        "round": "int64",
+        "request_id": "string",
+        "event": "string",
+        "source": "string",
+        "sha256": "string",
+        "n_rows": "int64",
+        "at": "string",
+    },
     # one row per completed round
     "rounds": {
         "round": "int64",
@@ -113,10 +127,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """Write ``path`` with ``write(fh)`` so that it is either complete or absent (temp,
+    fsync, rename, fsync of the folder)."""
+    buffer = io.BytesIO()
+    write(buffer)
+    data = buffer.getvalue()
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
-        write(fh)
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        crash_point("store.mid_write")  # a truncated temporary file
+        fh.write(data[len(data) // 2 :])
         fh.flush()
         os.fsync(fh.fileno())
     crash_point("store.before_rename")
@@ -217,7 +239,8 @@ class CampaignStore:
 
     def _write_meta(self) -> None:
         text = json.dumps(self._meta, indent=2, sort_keys=True).encode()
-        _atomic_write(self.meta_path, lambda fh: fh.write(text))
+        atomic_write(self.meta_path, lambda fh: fh.write(text))
+        crash_point("store.meta_written")
 
     # -- generator checkpoints ---------------------------------------------------------
     def _checkpoint_dir(self, generator: str) -> Path:
@@ -229,7 +252,7 @@ class CampaignStore:
         folder = self._checkpoint_dir(generator)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"round_{round_:04d}.pt"
-        _atomic_write(path, lambda fh: torch.save(state, fh))
+        atomic_write(path, lambda fh: torch.save(state, fh))
         crash_point("store.checkpoint_saved")
         return path
 
@@ -274,7 +297,7 @@ class CampaignStore:
         rows = _typed(table, rows.reset_index(drop=True))
         path = self.root / "tables" / table / f"{self._next_seq:08d}.parquet"
         arrow = pa.Table.from_pandas(rows, preserve_index=False)
-        _atomic_write(path, lambda fh: pq.write_table(arrow, fh))
+        atomic_write(path, lambda fh: pq.write_table(arrow, fh))
         self._next_seq += 1
         self._parts[table].append(rows)
         self._merged.pop(table, None)

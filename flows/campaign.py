@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from data.store import CampaignStore
@@ -25,6 +27,7 @@ from flows.factories import CampaignSetup, build_setup
 from flows.round import run_round
 from flows.runtime import configure_environment, pick_device, set_torch_threads
 from flows.tracking import CampaignTracker, default_tracking_uri
+from flows.waiting import can_suspend, suspend_for_lab, take_form_input
 
 __all__ = [
     "CampaignMismatchError",
@@ -52,6 +55,7 @@ class Prepared:
     config: CampaignConfig
     setup: CampaignSetup
     campaign_dir: Path
+    config_path: Path
 
 
 def default_campaign_dir(config: CampaignConfig) -> Path:
@@ -97,7 +101,7 @@ def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new:
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory}: exists and is not a directory")
     check_resumable(config, directory, force_new, setup.space.token_names())
-    return Prepared(config, setup, directory)
+    return Prepared(config, setup, directory, Path(config_path))
 
 
 def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
@@ -118,7 +122,9 @@ def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
             "name": config.name,
             "config_hash": config.identity_hash(),
             "config": config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES)),
-            "objectives": [[o.name, o.direction] for o in prepared.setup.objectives],
+            "objectives": [[o.name, o.direction, o.unit] for o in prepared.setup.objectives],
+            "campaign_id": uuid.uuid4().hex[:8],
+            "config_path": str(prepared.config_path),
             "tokens": prepared.setup.space.token_names(),
             "created_at": datetime.now(UTC).isoformat(),
         },
@@ -135,8 +141,12 @@ def run_campaign(
 ) -> dict[str, Any]:
     """Run the campaign in ``config_path`` to its end, resuming what is already stored.
 
+    With a lab oracle a round may wait for results: a deployment's flow run is then
+    suspended (see ``flows/waiting.py``); any other run returns with ``stopped_by``
+    ``"awaiting lab results"`` and the next run goes on from the store.
+
     Returns a summary: campaign directory, rounds done, hypervolume history, oracle
-    calls, the MLflow run and the final Pareto front.
+    calls, the MLflow run, the Pareto front, and what the lab still owes.
     """
     configure_environment()
     prepared = prepare(config_path, campaign_dir, force_new)
@@ -148,10 +158,12 @@ def run_campaign(
     tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
     try:
         tracker.start(store, config.model_dump(mode="json"), config.name)
+        take_form_input(store)
         tracker.publish(store, setup)
         done = set(store.read("rounds")["round"].tolist())
         _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
         stopped = "rounds"
+        awaiting: dict[str, Any] | None = None
         for round_ in range(config.rounds + 1):
             if round_ in done:
                 continue
@@ -167,8 +179,28 @@ def run_campaign(
             # nothing but a wait of up to 1 s for its thread at the end of every round.
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 summary = run_round(store, setup, tracker, round_, size, device)
+            if summary.get("awaiting"):
+                awaiting = {
+                    "round": round_,
+                    "pending": int(summary["n_pending"]),
+                    "requested": int(summary["n_requested"]),
+                    "request_dir": str(store.root / config.lab.request_dir),
+                    "inbox_dir": str(store.root / config.lab.inbox_dir),
+                }
+                _emit("awaiting", **awaiting)
+                tracker.awaiting(
+                    f"awaiting lab results: round {round_}, {awaiting['pending']} of "
+                    f"{awaiting['requested']} pending"
+                )
+                if can_suspend():
+                    suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
+                stopped = "awaiting lab results"
+                break
             _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
-        tracker.finish(store, setup, steps.pareto_table(store, setup.objectives))
+        if awaiting is None:
+            tracker.finish(store, setup, steps.pareto_table(store, setup.objectives))
+        else:
+            tracker.wait()
         rounds = store.read("rounds")
         result = {
             "campaign_dir": str(store.root),
@@ -181,9 +213,12 @@ def run_campaign(
             "mlflow_ui": tracker.run_url_hint(),
             "mlflow_background_seconds": tracker.background_seconds,
             "pareto_front": steps.pareto_table(store, setup.objectives).to_dict("records"),
+            "awaiting": awaiting,
         }
         _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
         return result
+    except Pause:
+        raise  # suspended for a lab: not a failure
     except BaseException as exc:
         tracker.fail(f"{type(exc).__name__}: {exc}")
         raise

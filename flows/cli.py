@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def run(
     try:
         prepared = prepare(config, campaign_dir, force_new)
     except (ConfigError, StoreError) as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
     progress_logger = logging.getLogger(PROGRESS_LOGGER)
@@ -128,11 +129,11 @@ def run(
         try:
             result = run_campaign(str(config), str(prepared.campaign_dir), force_new)
         except StoreError as exc:
-            errors.print(f"[red]error:[/] {exc}", highlight=False)
+            errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except Exception as exc:
             errors.print(
-                f"[red]campaign stopped:[/] {type(exc).__name__}: {exc}\n"
+                f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 f"Everything measured so far is kept in {prepared.campaign_dir}; "
                 f"rerun [bold]paretolab run {config}"
                 f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume.",
@@ -143,6 +144,20 @@ def run(
             progress_logger.removeHandler(handler)
 
     hv = result["hypervolume"]
+    if result.get("awaiting"):
+        wait = result["awaiting"]
+        console.print(
+            f"[bold]waiting for the lab[/]: round {wait['round']} sent {wait['requested']} candidate(s), "
+            f"{wait['pending']} still pending.\n"
+            f"  request files: {wait['request_dir']}\n"
+            f"  send results:  paretolab submit {result['campaign_dir']} RESULTS.csv   "
+            f"(or drop the file into {wait['inbox_dir']})\n"
+            f"  then continue: paretolab run {config}"
+            f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}",
+            highlight=False,
+        )
+    if not hv:
+        return
     console.print(_pareto_table(result["pareto_front"], "Pareto front (measured)"))
     console.print(
         f"rounds done: {result['rounds_done']} (stopped by {result['stopped_by']})   "
@@ -167,11 +182,11 @@ def status(
         with CampaignStore.open(campaign_dir, lock=False) as store:
             rounds = store.read("rounds")
             requests = store.read("requests")
-            objectives = [Objective(n, d) for n, d in store.meta["objectives"]]
+            objectives = [Objective(*spec) for spec in store.meta["objectives"]]
             front = pareto_table(store, objectives)
             meta = store.meta
     except StoreError as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     history = Table(title=f"campaign {meta.get('name')} ({campaign_dir})")
     for column in ("round", "hypervolume", "Pareto points", "measured", "oracle calls", "completed"):
@@ -194,6 +209,92 @@ def status(
     console.print(_pareto_table(front.to_dict("records"), "current Pareto set"))
     if meta.get("mlflow_run_id"):
         console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")
+
+
+oracles_app = typer.Typer(help="Oracles: built-in, installed plug-ins.", no_args_is_help=True)
+app.add_typer(oracles_app, name="oracles")
+
+
+@oracles_app.command("list")
+def oracles_list() -> None:
+    """Every oracle a campaign can name (built-in and installed plug-ins) with its objectives."""
+    from oracles.registry import ENTRY_POINT_GROUP, describe_oracles
+
+    table = Table(title="oracles (oracle: {name: NAME} in a campaign config)")
+    for column in ("name", "source", "class", "objectives", "about"):
+        table.add_column(column, overflow="fold")
+    for info in describe_oracles():
+        table.add_row(info.name, info.source, info.target, info.objectives, info.summary)
+    console.print(table)
+    console.print(
+        f"Plug-ins register under the entry-point group '{ENTRY_POINT_GROUP}'; any Oracle subclass "
+        "can also be named by import path: oracle: {target: 'package.module:Class'}.",
+        highlight=False,
+    )
+
+
+@app.command()
+def submit(
+    campaign_dir: Annotated[Path, typer.Argument(help="campaign directory, e.g. runs/lab_example")],
+    results: Annotated[Path, typer.Argument(help="filled-in request file (.csv or .parquet)")],
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="replace values already measured (the old ones stay in the history)"),
+    ] = False,
+) -> None:
+    """Record a lab's results for a waiting campaign, then resume its suspended flow run.
+
+    The whole file is checked first; a file with any problem records nothing.
+    """
+    _quiet_logs(False)
+    from data.results import ResultsError
+    from data.store import CampaignLockedError, CampaignStore, StoreError
+    from flows.lab import ingest_file, lab_progress
+    from flows.waiting import SUSPENDED_META
+
+    try:
+        store = CampaignStore.open(campaign_dir)
+    except CampaignLockedError as exc:
+        errors.print(
+            f"[red]error:[/] {escape(str(exc))}. Nothing was recorded; drop the file into the "
+            "campaign's inbox folder instead (lab.inbox_dir), and the running campaign picks it up.",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except StoreError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    with store:
+        try:
+            outcome = ingest_file(store, results, replace=replace)
+        except ResultsError as exc:
+            errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        console.print(outcome.describe(), highlight=False)
+        rounds = sorted(set(store.read("lab_events").query("event == 'submitted'")["round"].tolist()))
+        for r in rounds:
+            progress = lab_progress(store, r)
+            if progress.pending:
+                console.print(
+                    f"round {r}: {progress.pending} of {progress.requested} candidate(s) still pending"
+                )
+        suspended = store.meta.get(SUSPENDED_META)
+        config_path = store.meta.get("config_path", "CONFIG")
+    if suspended:
+        from prefect.flow_runs import resume_flow_run
+
+        try:
+            resume_flow_run(suspended["flow_run_id"], run_input={"results": []})
+            console.print(f"resumed flow run {suspended['flow_run_id']}", highlight=False)
+            return
+        except Exception as exc:  # already resumed, API unreachable, ...
+            errors.print(
+                f"[yellow]warning:[/] could not resume flow run {suspended['flow_run_id']} "
+                f"({type(exc).__name__}: {escape(str(exc))}); the results are recorded: resume it in "
+                "the Prefect UI or run the campaign again",
+                highlight=False,
+            )
+    console.print(f"continue the campaign: paretolab run {config_path} --dir {campaign_dir}", highlight=False)
 
 
 def _raw_ref_point(meta: dict[str, Any], objectives: list[Any]) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "GeneticGeneratorConfig",
     "FingerprintConfig",
     "GridSpaceConfig",
+    "LabConfig",
     "MOGFNGeneratorConfig",
     "MoleculeFiltersConfig",
     "MoleculeSpaceConfig",
@@ -115,10 +116,41 @@ SpaceConfig = Annotated[
 
 
 class OracleConfig(_Strict):
-    """The oracle: a registered name or an import path ``module:Class``, with its params."""
+    """The oracle: a registered ``name`` (built-in or plug-in) or a ``target`` import path
+    ``module:Class`` in the user's own package, with the constructor's ``params``."""
 
-    name: str = Field(min_length=1)
+    name: str | None = Field(None, min_length=1, description="built-in or entry-point oracle name")
+    target: str | None = Field(
+        None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="import path 'package.module:Class'"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OracleConfig:
+        if (self.name is None) == (self.target is None):
+            raise ValueError("give exactly one of name (a registered oracle) or target ('module:Class')")
+        if self.name is not None and ":" in self.name:
+            raise ValueError(f"name {self.name!r} looks like an import path; write it as target: {self.name}")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name or target, for messages."""
+        return self.name or self.target or ""
+
+
+class LabConfig(_Strict):
+    """Where an asynchronous (lab) oracle's requests go and results come in, and how long a
+    round waits. Folders are relative to the campaign directory."""
+
+    request_dir: str = Field("lab/requests", min_length=1, description="request files for the lab")
+    inbox_dir: str = Field("lab/inbox", min_length=1, description="results files dropped here are picked up")
+    continue_after_hours: float | None = Field(
+        None,
+        ge=0,
+        description="close a round with the results that arrived (at least one) after this long; "
+        "None waits for all",
+    )
 
 
 class ProxyConfig(_Strict):
@@ -249,6 +281,7 @@ class CampaignConfig(_Strict):
     acquisition: AcquisitionConfig = AcquisitionConfig()
     generators: list[GeneratorConfig] = Field(min_length=1)
     oracle_retries: int = Field(2, ge=0, description="retries of a batch whose oracle call failed")
+    lab: LabConfig = LabConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     tracking: TrackingConfig = TrackingConfig()
 
@@ -260,15 +293,15 @@ class CampaignConfig(_Strict):
         return self._base_dir or Path.cwd()
 
     IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset(
-        {"rounds", "budget", "oracle_retries", "runtime", "tracking"}
+        {"rounds", "budget", "oracle_retries", "lab", "runtime", "tracking"}
     )
 
     def identity_hash(self) -> str:
         """Hash of everything that decides what the campaign measures.
 
-        ``rounds``, ``budget``, ``oracle_retries``, ``runtime`` and ``tracking`` are left out
-        so that a campaign can be extended, nursed through a flaky oracle or moved to another
-        machine and still resume.
+        ``rounds``, ``budget``, ``oracle_retries``, ``lab``, ``runtime`` and ``tracking`` are
+        left out so that a campaign can be extended, nursed through a flaky oracle or a slow
+        lab, or moved to another machine and still resume.
         """
         data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -156,10 +156,11 @@ def build_generator(
 
 
 def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
+    field = "oracle.name" if config.oracle.name else "oracle.target"
     try:
-        cls = oracle_class(config.oracle.name)
+        cls = oracle_class(config.oracle.label)
     except UnknownOracleError as exc:
-        raise ConfigError(f"oracle.name: {exc}") from None
+        raise ConfigError(f"{field}: {exc}") from None
     try:
         inspect.signature(cls).bind(space, **config.oracle.params)
     except TypeError as exc:
@@ -167,7 +168,7 @@ def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
     try:
         return cls(space, **config.oracle.params)
     except Exception as exc:  # a user's oracle may fail in any way; say which and why
-        raise ConfigError(f"oracle: {config.oracle.name}: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"oracle: {config.oracle.label}: {type(exc).__name__}: {exc}") from None
 
 
 def build_setup(config: CampaignConfig, source: str = "campaign config") -> CampaignSetup:
@@ -187,11 +188,11 @@ def _build_setup(config: CampaignConfig) -> CampaignSetup:
     if config.ref_point is not None and len(config.ref_point) != m:
         raise ConfigError(
             f"ref_point: has {len(config.ref_point)} values but oracle "
-            f"{config.oracle.name!r} has {m} objectives ({', '.join(o.name for o in oracle.objectives)})"
+            f"{config.oracle.label!r} has {m} objectives ({', '.join(o.name for o in oracle.objectives)})"
         )
     if config.ref_point is None and raw_ref is not None and len(raw_ref) != m:
         raise ConfigError(
-            f"oracle: {config.oracle.name}: ref_point has {len(raw_ref)} values for {m} objectives"
+            f"oracle: {config.oracle.label}: ref_point has {len(raw_ref)} values for {m} objectives"
         )
     if config.runtime.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("runtime.device: 'cuda' but no CUDA device is available (use 'auto')")

@@ -56,7 +56,11 @@ def run_round(
     batch_size: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """Run (or finish) round ``round_``: fit → generate → select → measure → record → publish."""
+    """Run (or finish) round ``round_``: fit → generate → select → measure → record → publish.
+
+    With a lab oracle the round may stop after submitting its request: the summary then
+    has ``awaiting`` set and the round is finished by a later run.
+    """
     timings: dict[str, float] = {}
     metrics: dict[str, float] = {}
 
@@ -97,6 +101,12 @@ def run_round(
     evaluation = step("evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1)(
         store, setup, round_
     )
+    if evaluation.get("awaiting"):
+        return {
+            "awaiting": 1.0,
+            "round": float(round_),
+            **{k: v for k, v in evaluation.items() if k != "awaiting"},
+        }
     metrics |= {f"oracle/{k}": v for k, v in evaluation.items()}
     metrics |= {f"time/{k}": v for k, v in timings.items()}
     metrics["time/science"] = sum(metrics.get(f"time/{k}", 0.0) for k in SCIENCE_STEPS)

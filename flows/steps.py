@@ -28,6 +28,7 @@ from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume, infer_ref_point, pareto_mask
 from data.store import CampaignStore
 from flows.factories import CampaignSetup
+from flows.lab import evaluate_lab
 from models.acquisition import build_qlognehvi, select_batch
 from models.generators.base import Generator
 from models.proxies.gp import exact_gp, fit_gp_proxy
@@ -323,12 +324,17 @@ def _send(
 def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[str, float]:
     """Measure this round's batch: the only oracle call.
 
+    A lab (asynchronous) oracle is sent the batch as a request instead, and the result says
+    whether the round waits for it (``awaiting``); see :func:`flows.lab.evaluate_lab`.
+
     Candidates already measured are skipped, so a resumed round never pays twice. Every
     request is recorded before it is sent; one cut off by a crash is sent again as the
     next attempt. If the batch call fails as a whole, its candidates are sent one by one
     (each recorded) so that only the failing ones are marked failed; if every one fails,
     OracleError propagates and the caller retries.
     """
+    if setup.oracle.asynchronous:
+        return evaluate_lab(store, setup.oracle, round_, setup.config.lab)  # type: ignore[arg-type]
     batch = store.read("batches")
     measured = set(store.read("observations")["candidate"])
     todo = [c for c in batch.loc[batch["round"] == round_, "candidate"] if c not in measured]
@@ -396,7 +402,7 @@ def record(
     summary = {
         "hypervolume": hypervolume(Y, ref),
         "n_pareto": int(pareto_mask(Y).sum()),
-        "n_observations": len(observations),
+        "n_observations": int(observations["candidate"].nunique()),
         "oracle_calls": len(store.read("requests")),
     }
     store.append(

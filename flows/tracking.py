@@ -225,6 +225,12 @@ class CampaignTracker:
         self.client.set_tag(self.run_id, "paretolab.status", "finished")
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
 
+    def awaiting(self, message: str) -> None:
+        """Mark the run as waiting for lab results (it stays running; a rerun goes on)."""
+        self.wait()
+        if self.run_id:
+            self.client.set_tag(self.run_id, "paretolab.status", message[:5000])
+
     def fail(self, reason: str) -> None:
         """Mark the run failed (a rerun resumes it)."""
         try:

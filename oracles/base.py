@@ -49,7 +49,12 @@ class Oracle(ABC):
     """
 
     objectives: tuple[Objective, ...]
+    objectives_help: str = "set by its params"
+    """What ``paretolab oracles list`` says when ``objectives`` is only known per instance."""
     ref_point: tuple[float, ...] | None = None
+    asynchronous: bool = False
+    """True for oracles that answer later (labs): the round submits a request, and results
+    come in through ``paretolab submit``, a watched folder or the Prefect UI."""
     isolate_failures: bool = True
     """When a batch call fails, send its candidates one by one to find the failing ones
     (each send is recorded). Set False where every call is costly (labs)."""

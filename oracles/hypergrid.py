@@ -67,6 +67,8 @@ def hypergrid_values(levels: Tensor, size: int, functions: Sequence[str]) -> Ten
 class HyperGridOracle(Oracle):
     """The papers' HyperGrid objectives (all maximized) on a 2-D :class:`GridSpace`."""
 
+    objectives_help = "one per entry of params.functions (max)"
+
     def __init__(self, space: SearchSpace, functions: Sequence[str] = ("branin", "currin")) -> None:
         if not isinstance(space, GridSpace) or space.dims != 2:
             raise ValueError(f"HyperGridOracle needs a 2-D grid space, got {space!r}")

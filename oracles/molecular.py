@@ -202,6 +202,8 @@ class MolecularOracle(Oracle):
     ``{"name": "sim", "property": "similarity", "targets": ["celecoxib"]}``.
     """
 
+    objectives_help = "one per entry of params.objectives (qed, sa, similarity, ...)"
+
     def __init__(
         self, space: SearchSpace, objectives: Sequence[PropertyObjective | Mapping[str, object]]
     ) -> None:

@@ -27,6 +27,8 @@ class NGramOracle(Oracle):
     """Motif counts / ``max_score`` (maximized) on a :class:`SequenceSpace`; defaults:
     ``AV``, ``VC``, ``CA`` and 8, the reference task's ``max_score_per_dim``."""
 
+    objectives_help = "count_<motif> per entry of params.motifs (max)"
+
     def __init__(
         self, space: SearchSpace, motifs: Sequence[str] = ("AV", "VC", "CA"), max_score: float = 8.0
     ) -> None:

@@ -1,20 +1,34 @@
 """Find an oracle class by name: built-in, installed plug-in, or ``module:Class`` path.
 
-Plug-ins register under the entry-point group ``paretolab.oracles``.
+Plug-ins register under the entry-point group ``paretolab.oracles``, e.g. in the plug-in's
+``pyproject.toml``::
+
+    [project.entry-points."paretolab.oracles"]
+    fluorescence = "my_lab.assays:Fluorescence"
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from oracles.base import Oracle
 from oracles.hypergrid import HyperGridOracle
+from oracles.lab import LabOracle
 from oracles.molecular import MolecularOracle
 from oracles.ngram import NGramOracle
+from oracles.poli import PoliOracle
 from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
 
-__all__ = ["ENTRY_POINT_GROUP", "UnknownOracleError", "available_oracles", "oracle_class"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "OracleInfo",
+    "UnknownOracleError",
+    "available_oracles",
+    "describe_oracles",
+    "oracle_class",
+]
 
 ENTRY_POINT_GROUP = "paretolab.oracles"
 
@@ -22,8 +36,10 @@ BUILTIN: dict[str, type[Oracle]] = {
     "branin_currin": BraninCurrinOracle,
     "dtlz2": DTLZ2Oracle,
     "hypergrid": HyperGridOracle,
+    "lab": LabOracle,
     "molecular": MolecularOracle,
     "ngram": NGramOracle,
+    "poli": PoliOracle,
 }
 
 
@@ -62,3 +78,46 @@ def oracle_class(name: str) -> type[Oracle]:
     if not (isinstance(found, type) and issubclass(found, Oracle)):
         raise UnknownOracleError(f"{name!r} is not an Oracle subclass")
     return found
+
+
+@dataclass(frozen=True)
+class OracleInfo:
+    """What ``paretolab oracles list`` shows about one oracle."""
+
+    name: str
+    source: str
+    target: str
+    objectives: str
+    summary: str
+
+
+def _objectives_text(cls: type[Oracle]) -> str:
+    declared = getattr(cls, "objectives", None)
+    if isinstance(declared, tuple) and declared:
+        return ", ".join(f"{o.name} ({o.direction}{', ' + o.unit if o.unit else ''})" for o in declared)
+    return getattr(cls, "objectives_help", "set by its params")
+
+
+def describe_oracles() -> list[OracleInfo]:
+    """Every built-in and installed plug-in oracle with its objectives; a plug-in that fails
+    to load is listed with the error instead of hiding it."""
+    infos: list[OracleInfo] = []
+    for name, cls in sorted(BUILTIN.items()):
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        infos.append(
+            OracleInfo(
+                name, "built-in", f"{cls.__module__}:{cls.__qualname__}", _objectives_text(cls), summary
+            )
+        )
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        source = f"plug-in ({ep.dist.name} {ep.dist.version})" if ep.dist else "plug-in"
+        try:
+            cls = oracle_class(ep.name) if ep.name not in BUILTIN else ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Oracle)):
+                raise UnknownOracleError(f"{ep.value} is not an Oracle subclass")
+        except Exception as exc:
+            infos.append(OracleInfo(ep.name, source, ep.value, "-", f"cannot load: {exc}"))
+            continue
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        infos.append(OracleInfo(ep.name, source, ep.value, _objectives_text(cls), summary))
+    return infos

@@ -42,12 +42,16 @@ class GridTestProblemOracle(Oracle):
 class BraninCurrinOracle(GridTestProblemOracle):
     """Branin (min) and Currin (min) on a 2-D grid; BoTorch's reference point (18, 6)."""
 
+    objectives = (Objective("branin", "min"), Objective("currin", "min"))
+
     def __init__(self, space: SearchSpace) -> None:
         super().__init__(space, BraninCurrin(), ["branin", "currin"])
 
 
 class DTLZ2Oracle(GridTestProblemOracle):
     """DTLZ2 with ``num_objectives`` objectives (all min) on a grid of any dimension."""
+
+    objectives_help = "f1 .. f<num_objectives> (min)"
 
     def __init__(self, space: SearchSpace, num_objectives: int = 2) -> None:
         dims = getattr(space, "dims", 0)

@@ -111,7 +111,10 @@ def test_failed_candidates_are_recorded_and_the_round_goes_on(tmp_path, prefect_
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv(CALL_LOG, str(calls))
     config = write_config(
-        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:FlakyOracle"}, initial_design=12, rounds=2
+        tmp_path / "c.yaml",
+        oracle={"target": "tests.helpers.oracles:FlakyOracle"},
+        initial_design=12,
+        rounds=2,
     )
     result = run_campaign(str(config), str(tmp_path / "camp"))
     with _store(tmp_path / "camp") as store:
@@ -135,7 +138,10 @@ def test_oracle_down_for_a_whole_batch_is_retried_then_resumed(tmp_path, prefect
     repaired = tmp_path / "repaired"
     monkeypatch.setenv("PARETOLAB_TEST_REPAIRED", str(repaired))
     config = write_config(
-        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:BrokenOracle"}, rounds=1, oracle_retries=1
+        tmp_path / "c.yaml",
+        oracle={"target": "tests.helpers.oracles:BrokenOracle"},
+        rounds=1,
+        oracle_retries=1,
     )
     state = run_campaign(str(config), str(tmp_path / "camp"), return_state=True)
     assert state.is_failed()
@@ -162,7 +168,7 @@ def test_a_resumed_round_does_not_measure_again(tmp_path, prefect_api, monkeypat
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv(CALL_LOG, str(calls))
     config = write_config(
-        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:CountingOracle"}, rounds=1
+        tmp_path / "c.yaml", oracle={"target": "tests.helpers.oracles:CountingOracle"}, rounds=1
     )
     run_campaign(str(config), str(tmp_path / "camp"))
     with CampaignStore.open(tmp_path / "camp") as store:  # forget that round 1 was closed
@@ -185,7 +191,7 @@ def test_budget_caps_the_initial_design_and_the_rounds(tmp_path, prefect_api):
 
 def test_no_valid_measurement_is_a_clear_error(tmp_path, prefect_api):
     config = write_config(
-        tmp_path / "c.yaml", oracle={"name": "tests.helpers.oracles:NaNOracle"}, ref_point=None
+        tmp_path / "c.yaml", oracle={"target": "tests.helpers.oracles:NaNOracle"}, ref_point=None
     )
     with pytest.raises(NotEnoughDataError, match=r"need at least 2 valid measurement.*6 x non-finite value"):
         run_campaign(str(config), str(tmp_path / "camp"))

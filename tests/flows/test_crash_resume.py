@@ -74,7 +74,7 @@ def config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "crash.yaml"
     return write_config(
         path,
-        oracle={"name": "tests.helpers.oracles:CountingOracle"},
+        oracle={"target": "tests.helpers.oracles:CountingOracle"},
         initial_design=5,
         rounds=2,
         batch_size=3,

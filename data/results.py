@@ -1,0 +1,286 @@
+"""Lab request and results files: what a scientist receives and sends back.
+
+A request lists the candidates of one round with empty objective columns whose headers
+declare the unit (``yield [%]``). A results file is that table with values filled in;
+:func:`validate_results` checks all of it before anything is recorded, and a file with any
+problem is rejected as a whole with every problem named by file, row and column.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from data.objectives import Objective
+
+__all__ = [
+    "ID_COLUMN",
+    "FAILURE_COLUMN",
+    "ExpectedResults",
+    "ResultsError",
+    "ValidatedResults",
+    "candidate_id",
+    "read_results_file",
+    "request_frame",
+    "validate_results",
+]
+
+ID_COLUMN = "candidate_id"
+FAILURE_COLUMN = "failure_reason"
+"""Optional column: a non-empty reason records the candidate as failed (values left blank)."""
+
+_HEADER = re.compile(r"^\s*(?P<name>[^\[\]]+?)\s*(?:\[\s*(?P<unit>[^\[\]]*?)\s*\])?\s*$")
+_ID = re.compile(r"^(?P<campaign>[0-9a-f]+)-r(?P<round>\d+)-(?P<position>\d+)$")
+_MAX_LISTED = 20
+
+
+def candidate_id(campaign: str, round_: int, position: int) -> str:
+    """The id a lab sees for the candidate at ``position`` of round ``round_``'s batch."""
+    return f"{campaign}-r{round_}-{position:03d}"
+
+
+class ResultsError(ValueError):
+    """A results file was rejected; ``problems`` lists each one (file, row, column)."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        shown = self.problems[:_MAX_LISTED]
+        more = len(self.problems) - len(shown)
+        lines = "\n".join(f"  - {p}" for p in shown) + (f"\n  - ... and {more} more" if more else "")
+        super().__init__(
+            f"{source}: rejected, nothing was recorded ({len(self.problems)} problem(s)):\n{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class ExpectedResults:
+    """What a campaign can accept: its id, objectives, the candidates it sent to the lab
+    (id -> (round, canonical candidate)) and those already measured."""
+
+    campaign: str
+    objectives: tuple[Objective, ...]
+    requested: Mapping[str, tuple[int, str]]
+    measured: frozenset[str]
+
+
+@dataclass
+class ValidatedResults:
+    """Rows that passed validation: measured values (raw units) or failure reasons."""
+
+    rounds: list[int] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    pending: int = 0
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+
+def request_frame(
+    campaign: str,
+    round_: int,
+    positions: Sequence[int],
+    candidates: Sequence[str],
+    objectives: Sequence[Objective],
+) -> pd.DataFrame:
+    """The request table: ids, candidates, round, and blank columns to fill in."""
+    frame = pd.DataFrame(
+        {
+            ID_COLUMN: [candidate_id(campaign, round_, p) for p in positions],
+            "candidate": list(candidates),
+            "round": round_,
+        }
+    )
+    for objective in objectives:
+        frame[objective.column] = pd.Series([math.nan] * len(frame), dtype="float64")
+    frame[FAILURE_COLUMN] = pd.Series([""] * len(frame), dtype="string")
+    return frame
+
+
+def read_results_file(path: Path) -> pd.DataFrame:
+    """A results file (``.csv`` or ``.parquet``) as a table of strings; ResultsError if unreadable."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        else:
+            raise ResultsError(
+                str(path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"]
+            )
+    except ResultsError:
+        raise
+    except FileNotFoundError:
+        raise ResultsError(str(path), ["file not found"]) from None
+    except Exception as exc:  # pandas and pyarrow raise many types for malformed files
+        raise ResultsError(str(path), [f"unreadable: {type(exc).__name__}: {exc}"]) from None
+    frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
+    return frame
+
+
+def _objective_columns(frame: pd.DataFrame, expected: ExpectedResults, problems: list[str]) -> dict[str, str]:
+    """Map objective name -> the file's column, checking the declared units."""
+    found: dict[str, list[tuple[str, str | None]]] = {}
+    for column in frame.columns:
+        match = _HEADER.match(column)
+        if match:
+            found.setdefault(match.group("name"), []).append((column, match.group("unit")))
+    columns: dict[str, str] = {}
+    for objective in expected.objectives:
+        given = found.get(objective.name, [])
+        if not given:
+            problems.append(f"column {objective.column!r}: missing (objective {objective.name})")
+            continue
+        if len(given) > 1:
+            problems.append(
+                f"columns {', '.join(repr(c) for c, _ in given)}: objective {objective.name} appears "
+                f"{len(given)} times"
+            )
+            continue
+        column, unit = given[0]
+        unit = unit or None
+        if unit != objective.unit:
+            if objective.unit is None:
+                problems.append(
+                    f"column {column!r}: declares unit {unit!r}, but {objective.name} has no unit"
+                )
+            elif unit is None:
+                problems.append(
+                    f"column {column!r}: declares no unit; {objective.name} is measured in "
+                    f"{objective.unit} (header {objective.column!r})"
+                )
+            else:
+                problems.append(
+                    f"column {column!r}: unit {unit!r}, but {objective.name} is measured in "
+                    f"{objective.unit!r}; convert the values and write the header {objective.column!r}"
+                )
+            continue
+        columns[objective.name] = column
+    return columns
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def validate_results(
+    frame: pd.DataFrame, source: str, expected: ExpectedResults, *, replace: bool = False, row_offset: int = 2
+) -> ValidatedResults:
+    """Check every row of a results table; raise ResultsError listing all problems.
+
+    Rows whose objective cells are all blank (and no failure reason) stay pending. A row for
+    a candidate that is already measured is an error unless ``replace`` (the old value
+    stays in the history). ``row_offset`` is the file's row number of the first data row
+    (2 for a CSV with its header on row 1).
+    """
+    problems: list[str] = []
+    if ID_COLUMN not in frame.columns:
+        problems.append(f"column {ID_COLUMN!r}: missing (copy it from the request file)")
+    if "round" not in frame.columns:
+        problems.append("column 'round': missing (copy it from the request file)")
+    columns = _objective_columns(frame, expected, problems)
+    if problems:
+        raise ResultsError(source, problems)
+
+    out = ValidatedResults()
+    first_row: dict[str, int] = {}
+    for i, row in enumerate(frame.to_dict("records")):
+        where = f"row {i + row_offset}"
+        raw_id = str(row[ID_COLUMN]).strip()
+        cells = {name: str(row[column]).strip() for name, column in columns.items()}
+        failure = str(row.get(FAILURE_COLUMN, "") or "").strip()
+        if not raw_id:
+            if any(cells.values()) or failure:
+                problems.append(f"{where}: column {ID_COLUMN!r}: empty")
+            continue
+        if raw_id in first_row:
+            problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[raw_id]}")
+            continue
+        first_row[raw_id] = i + row_offset
+        match = _ID.match(raw_id)
+        if match is None:
+            problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id!r} is not a paretolab candidate id")
+            continue
+        if match.group("campaign") != expected.campaign:
+            problems.append(
+                f"{where}: column {ID_COLUMN!r}: {raw_id} belongs to another campaign "
+                f"({match.group('campaign')}; this campaign is {expected.campaign})"
+            )
+            continue
+        if raw_id not in expected.requested:
+            problems.append(f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)")
+            continue
+        round_, candidate = expected.requested[raw_id]
+        stated_round = str(row["round"]).strip()
+        if stated_round != str(round_):
+            problems.append(
+                f"{where}: column 'round': says {stated_round or '(empty)'}, but {raw_id} was "
+                f"requested in round {round_}"
+            )
+            continue
+        stated = str(row.get("candidate", "") or "").strip()
+        if stated and stated != candidate:
+            problems.append(f"{where}: column 'candidate': {stated!r}, but {raw_id} is {candidate!r}")
+            continue
+        filled = [name for name, text in cells.items() if text]
+        if not filled and not failure:
+            out.pending += 1
+            continue
+        if candidate in expected.measured and not replace:
+            problems.append(
+                f"{where}: {raw_id} ({candidate}) is already measured; use --replace to replace "
+                "its value (the old one is kept in the history)"
+            )
+            continue
+        if failure:
+            if filled:
+                problems.append(
+                    f"{where}: column {FAILURE_COLUMN!r}: given together with values in "
+                    f"{', '.join(columns[n] for n in filled)}; leave the values blank for a failed candidate"
+                )
+                continue
+            values = [math.nan] * len(columns)
+        else:
+            values = []
+            bad = []
+            for objective in expected.objectives:
+                text, column = cells[objective.name], columns[objective.name]
+                value = _number(text) if text else None
+                if not text:
+                    bad.append(
+                        f"{where}: column {column!r}: empty while other objectives are filled; "
+                        "fill every objective, or give a failure_reason"
+                    )
+                elif value is None:
+                    bad.append(f"{where}: column {column!r}: {text!r} is not a number")
+                elif not math.isfinite(value):
+                    bad.append(f"{where}: column {column!r}: {text!r} is not finite")
+                values.append(math.nan if value is None else value)
+            if bad:
+                problems.extend(bad)
+                continue
+        out.rounds.append(round_)
+        out.candidates.append(candidate)
+        out.values.append(values)
+        out.reasons.append(failure or None)
+        if candidate in expected.measured:
+            out.replaced.append(candidate)
+    if problems:
+        raise ResultsError(source, problems)
+    if not out.candidates:
+        raise ResultsError(source, ["no results: every row's objective cells are blank"])
+    return out
