@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules clean
+.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules check-poli clean
 
 install: $(VENV)/.installed
 
@@ -55,5 +55,11 @@ benchmark-mogfn: install
 benchmark-opgfn: install
 	$(BIN)/python benchmarks/opgfn_paper.py --steps 1000 --seeds 0 1 2 --jobs 2
 
+# poli black boxes through PoliOracle, from a separate numpy<2 environment (about 1 min)
+check-poli: install
+	test -x benchmarks/.venv-poli/bin/python || $(PYTHON) -m venv benchmarks/.venv-poli
+	benchmarks/.venv-poli/bin/python -m pip install --quiet "numpy<2" poli-core==1.3.1
+	$(BIN)/python scripts/check_poli.py --python benchmarks/.venv-poli/bin/python
+
 clean:
-	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn
+	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn benchmarks/.venv-poli

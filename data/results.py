@@ -61,12 +61,13 @@ class ResultsError(ValueError):
 @dataclass(frozen=True)
 class ExpectedResults:
     """What a campaign can accept: its id, objectives, the candidates it sent to the lab
-    (id -> (round, canonical candidate)) and those already measured."""
+    (id -> (round, canonical candidate)) and those already measured (candidate -> its
+    recorded raw values, or None if it was recorded as failed)."""
 
     campaign: str
     objectives: tuple[Objective, ...]
     requested: Mapping[str, tuple[int, str]]
-    measured: frozenset[str]
+    measured: Mapping[str, tuple[float, ...] | None]
 
 
 @dataclass
@@ -79,6 +80,8 @@ class ValidatedResults:
     reasons: list[str | None] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     pending: int = 0
+    unchanged: int = 0
+    """Rows that repeat what is recorded (a request file submitted again, more filled in)."""
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -111,7 +114,9 @@ def read_results_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
+            )
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
             frame = frame.astype(object).where(frame.notna(), "").astype(str)
@@ -182,10 +187,11 @@ def validate_results(
 ) -> ValidatedResults:
     """Check every row of a results table; raise ResultsError listing all problems.
 
-    Rows whose objective cells are all blank (and no failure reason) stay pending. A row for
-    a candidate that is already measured is an error unless ``replace`` (the old value
-    stays in the history). ``row_offset`` is the file's row number of the first data row
-    (2 for a CSV with its header on row 1).
+    Rows whose objective cells are all blank (and no failure reason) stay pending; rows
+    that repeat what is recorded are skipped. New values for a candidate that is already
+    measured are an error unless ``replace`` (the old value stays in the history); a
+    candidate recorded as failed may be measured again. ``row_offset`` is the file's row
+    number of the first data row (2 for a CSV with its header on row 1).
     """
     problems: list[str] = []
     if ID_COLUMN not in frame.columns:
@@ -238,13 +244,7 @@ def validate_results(
             continue
         filled = [name for name, text in cells.items() if text]
         if not filled and not failure:
-            out.pending += 1
-            continue
-        if candidate in expected.measured and not replace:
-            problems.append(
-                f"{where}: {raw_id} ({candidate}) is already measured; use --replace to replace "
-                "its value (the old one is kept in the history)"
-            )
+            out.pending += candidate not in expected.measured
             continue
         if failure:
             if filled:
@@ -273,6 +273,25 @@ def validate_results(
             if bad:
                 problems.extend(bad)
                 continue
+        if candidate in expected.measured:
+            recorded = expected.measured[candidate]
+            if (recorded is None and failure) or (recorded is not None and list(recorded) == values):
+                out.unchanged += 1
+                continue
+            if recorded is not None and not replace:
+                if failure:
+                    what = f"column {FAILURE_COLUMN!r}: {raw_id} ({candidate}) was measured already"
+                else:
+                    differ = [
+                        f"{columns[o.name]!r} {v:g} (recorded {r:g})"
+                        for o, v, r in zip(expected.objectives, values, recorded, strict=True)
+                        if v != r
+                    ]
+                    what = f"{raw_id} ({candidate}) is already measured; new values in {', '.join(differ)}"
+                problems.append(
+                    f"{where}: {what}; use --replace to replace it (the old value is kept in the history)"
+                )
+                continue
         out.rounds.append(round_)
         out.candidates.append(candidate)
         out.values.append(values)
@@ -281,6 +300,6 @@ def validate_results(
             out.replaced.append(candidate)
     if problems:
         raise ResultsError(source, problems)
-    if not out.candidates:
+    if not out.candidates and not out.unchanged:
         raise ResultsError(source, ["no results: every row's objective cells are blank"])
     return out

@@ -20,10 +20,12 @@ from prefect import flow
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+from data.faults import crash_point
 from data.store import CampaignStore
 from flows import steps
 from flows.config import CampaignConfig, ConfigError, load_config
 from flows.factories import CampaignSetup, build_setup
+from flows.lab import ingest_inbox
 from flows.round import run_round
 from flows.runtime import configure_environment, pick_device, set_torch_threads
 from flows.tracking import CampaignTracker, default_tracking_uri
@@ -158,7 +160,10 @@ def run_campaign(
     tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
     try:
         tracker.start(store, config.model_dump(mode="json"), config.name)
-        take_form_input(store)
+        crash_point("campaign.tracker_started")
+        if setup.oracle.asynchronous:  # results that came in while no run was going
+            take_form_input(store)
+            ingest_inbox(store, store.root / config.lab.inbox_dir)
         tracker.publish(store, setup)
         done = set(store.read("rounds")["round"].tolist())
         _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))

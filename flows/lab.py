@@ -86,8 +86,14 @@ def expected_results(store: CampaignStore) -> ExpectedResults:
         candidate_id(cid, int(r.round), int(r.position)): (int(r.round), str(r.candidate))
         for r in sent.itertuples()
     }
-    measured = frozenset(store.read("observations")["candidate"])
-    return ExpectedResults(cid, stored_objectives(store), requested, measured)
+    objectives = stored_objectives(store)
+    latest = store.read("observations").drop_duplicates("candidate", keep="last")
+    values = latest.reindex(columns=[o.name for o in objectives]).to_numpy(dtype=float).tolist()
+    measured = {
+        str(c): (tuple(v) if ok else None)
+        for c, ok, v in zip(latest["candidate"], latest["valid"], values, strict=True)
+    }
+    return ExpectedResults(cid, objectives, requested, measured)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class Ingested:
     recorded: int
     pending: int
     replaced: int
+    unchanged: int = 0
     already: bool = False
 
     def describe(self) -> str:
@@ -106,6 +113,8 @@ class Ingested:
         text = f"{self.source}: recorded {self.recorded} result(s)"
         if self.replaced:
             text += f" ({self.replaced} replacing earlier values, kept in the history)"
+        if self.unchanged:
+            text += f"; {self.unchanged} row(s) repeat recorded values"
         return text + (f"; {self.pending} row(s) left blank stay pending" if self.pending else "")
 
 
@@ -164,10 +173,12 @@ def _ingest(
     if _already_recorded(store, sha):
         return Ingested(source, 0, 0, 0, already=True)
     validated = validate_results(frame, source, expected_results(store), replace=replace, row_offset=offset)
+    if not validated.candidates:
+        return Ingested(source, 0, validated.pending, 0, validated.unchanged)
     _record(store, validated, source, sha)
     for r in sorted(set(validated.rounds)):
         logger.info("recorded %d lab result(s) of round %d from %s", validated.rounds.count(r), r, source)
-    return Ingested(source, len(validated), validated.pending, len(validated.replaced))
+    return Ingested(source, len(validated), validated.pending, len(validated.replaced), validated.unchanged)
 
 
 def ingest_file(store: CampaignStore, path: Path, *, replace: bool = False) -> Ingested:
@@ -277,6 +288,12 @@ def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder:
     return sent
 
 
+def enough_to_go_on(store: CampaignStore) -> bool:
+    """Whether the campaign has the two valid measurements a proxy needs."""
+    latest = store.read("observations").drop_duplicates("candidate", keep="last")
+    return int(latest["valid"].sum()) >= 2
+
+
 @dataclass(frozen=True)
 class LabProgress:
     """How far a round's lab request has come."""
@@ -310,7 +327,8 @@ def lab_progress(store: CampaignStore, round_: int) -> LabProgress:
 def evaluate_lab(store: CampaignStore, oracle: LabOracle, round_: int, lab: Any) -> dict[str, float]:
     """The evaluate step for a lab: take in dropped results, submit the round's request
     (once), and report whether the round is complete, continues without the missing
-    results (``lab.continue_after_hours`` passed and at least one arrived) or waits."""
+    results (``lab.continue_after_hours`` passed, at least one arrived and the campaign has
+    the two valid measurements the next round's proxy needs) or waits."""
     ingest_inbox(store, store.root / lab.inbox_dir)
     sent = submit_request(store, oracle, round_, store.root / lab.request_dir)
     progress = lab_progress(store, round_)
@@ -326,6 +344,7 @@ def evaluate_lab(store: CampaignStore, oracle: LabOracle, round_: int, lab: Any)
         lab.continue_after_hours is not None
         and waited >= lab.continue_after_hours * 3600
         and progress.arrived
+        and enough_to_go_on(store)
     ):
         _log_event(store, round_, request_id(round_), "continued", "timeout", "", progress.pending)
         logger.warning(

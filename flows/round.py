@@ -17,6 +17,7 @@ import torch
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from data.faults import crash_point
 from data.store import CampaignStore
 from flows import steps
 from flows.factories import CampaignSetup
@@ -63,6 +64,7 @@ def run_round(
     """
     timings: dict[str, float] = {}
     metrics: dict[str, float] = {}
+    crash_point("round.start")
 
     def step(name: str, fn: F, **options: Any) -> F:
         return _timed_task(name, fn, timings, **options)

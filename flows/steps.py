@@ -80,7 +80,9 @@ def load_dataset(store: CampaignStore, setup: CampaignSetup, device: torch.devic
     """Finite measurements so far, in maximization space (at least two, to fit a proxy)."""
     observations = store.read("observations")
     require_measurements(observations, 2, "fit the proxy")
-    return dataset_from_observations(observations, setup.space, setup.objectives, device)
+    dataset = dataset_from_observations(observations, setup.space, setup.objectives, device)
+    crash_point("step.load_dataset")
+    return dataset
 
 
 class NotEnoughDataError(RuntimeError):
@@ -104,13 +106,15 @@ def require_measurements(observations: pd.DataFrame, n: int, purpose: str) -> No
 def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Model, dict[str, float]]:
     """Fit the proxy on the dataset; metrics are held-out RMSE/NLL/Spearman."""
     torch.manual_seed(round_seed(setup.config.seed, round_, "proxy-internal"))
-    return fit_gp_proxy(
+    fitted = fit_gp_proxy(
         dataset.X,
         dataset.Y,
         holdout_fraction=setup.config.proxy.holdout_fraction,
         generator=round_generator(setup.config.seed, round_, "proxy"),
         kernel=setup.proxy_kernel,
     )
+    crash_point("step.fit_proxy")
+    return fitted
 
 
 # 3 ---------------------------------------------------------------------------------------
@@ -123,13 +127,15 @@ def build_acquisition(
 ) -> AcquisitionFunction:
     """The campaign's acquisition with its fixed reference point."""
     with exact_gp():  # pruning the baseline evaluates the posterior
-        return build_qlognehvi(
+        acqf = build_qlognehvi(
             model,
             dataset.X,
             ref_point.to(dataset.X),
             mc_samples=setup.config.acquisition.mc_samples,
             seed=round_seed(setup.config.seed, round_, "acquisition") % (2**31),
         )
+    crash_point("step.build_acquisition")
+    return acqf
 
 
 # 4 ---------------------------------------------------------------------------------------
@@ -157,6 +163,7 @@ def update_generator(
     metrics = generator.update(
         reward, dataset, round_generator(setup.config.seed, round_, f"update-{generator.name}")
     )
+    crash_point("step.update_generator")  # trained, nothing stored yet
     state = generator.state_dict()
     if state:
         store.save_checkpoint(generator.name, round_, state)
@@ -193,6 +200,7 @@ def propose(
         raw = generator.propose(n, round_generator(setup.config.seed, round_, f"propose-{generator.name}"))
         checks = [setup.space.check(x) for x in raw]
         canonical = [c.canonical for c in checks]
+        crash_point("step.propose")  # sampled, not recorded
         store.append(
             "proposals",
             pd.DataFrame(
@@ -236,6 +244,7 @@ def build_pool(store: CampaignStore, proposals: dict[str, list[str]]) -> Pool:
                 taken.add(c)
                 pool.candidates.append(c)
                 pool.sources.append(source)
+    crash_point("step.build_pool")
     return pool
 
 
@@ -270,6 +279,7 @@ def select(
         f"generator/{name}/selected": float((batch["generator"] == name).sum()) for name in set(pool.sources)
     }
     batch["metrics"] = json.dumps(metrics)
+    crash_point("step.select")  # chosen, not recorded
     store.append("batches", batch)
     return batch
 
@@ -405,6 +415,7 @@ def record(
         "n_observations": int(observations["candidate"].nunique()),
         "oracle_calls": len(store.read("requests")),
     }
+    crash_point("step.record")  # round measured, summary not written
     store.append(
         "rounds",
         pd.DataFrame([{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]),

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from data.dataset import pareto_rows
+from data.faults import crash_point
 from data.spaces import MoleculeSpace
 from data.store import CampaignStore
 from flows.plots import molecule_grid, pareto_figure
@@ -199,6 +200,7 @@ class CampaignTracker:
             seen = observations[observations["round"] <= row.round]
             fig = pareto_figure(seen, objectives, f"{name}: round {row.round}")
             self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
+            crash_point("publish.figure_logged")  # the round's metrics not yet logged
             front = pareto_rows(seen, objectives)
             self.client.log_table(self.run_id, front, f"pareto/front_round_{row.round:04d}.json")
             if molecules and len(front):

@@ -64,6 +64,12 @@ def oracle_class(name: str) -> type[Oracle]:
             raise UnknownOracleError(f"cannot import oracle {name!r}: {type(exc).__name__}: {exc}") from None
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if len({ep.value for ep in matches}) > 1:
+            raise UnknownOracleError(
+                f"oracle {name!r} is registered by several plug-ins "
+                f"({', '.join(ep.value for ep in matches)}); "
+                "name one by import path with target: 'module:Class'"
+            )
         if not matches:
             raise UnknownOracleError(
                 f"unknown oracle {name!r}; available: {', '.join(available_oracles())} "
@@ -98,26 +104,33 @@ def _objectives_text(cls: type[Oracle]) -> str:
     return getattr(cls, "objectives_help", "set by its params")
 
 
+def _summary(cls: type) -> str:
+    """The first paragraph of a class's docstring, on one line."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def describe_oracles() -> list[OracleInfo]:
     """Every built-in and installed plug-in oracle with its objectives; a plug-in that fails
-    to load is listed with the error instead of hiding it."""
-    infos: list[OracleInfo] = []
-    for name, cls in sorted(BUILTIN.items()):
-        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        infos.append(
-            OracleInfo(
-                name, "built-in", f"{cls.__module__}:{cls.__qualname__}", _objectives_text(cls), summary
-            )
+    to load, or that a built-in of the same name hides, is listed with the reason."""
+    infos = [
+        OracleInfo(
+            name, "built-in", f"{cls.__module__}:{cls.__qualname__}", _objectives_text(cls), _summary(cls)
         )
+        for name, cls in sorted(BUILTIN.items())
+    ]
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         source = f"plug-in ({ep.dist.name} {ep.dist.version})" if ep.dist else "plug-in"
         try:
-            cls = oracle_class(ep.name) if ep.name not in BUILTIN else ep.load()
+            cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Oracle)):
-                raise UnknownOracleError(f"{ep.value} is not an Oracle subclass")
+                raise TypeError(f"{ep.value} is not an Oracle subclass")
         except Exception as exc:
-            infos.append(OracleInfo(ep.name, source, ep.value, "-", f"cannot load: {exc}"))
+            infos.append(
+                OracleInfo(ep.name, source, ep.value, "-", f"cannot load: {type(exc).__name__}: {exc}")
+            )
             continue
-        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        summary = _summary(cls)
+        if ep.name in BUILTIN:
+            summary = f"hidden by the built-in {ep.name!r}: use target: {ep.value!r}. {summary}"
         infos.append(OracleInfo(ep.name, source, ep.value, _objectives_text(cls), summary))
     return infos

@@ -1,16 +1,22 @@
-"""Kill a real campaign process (SIGKILL) at many points, resume it, check nothing is lost or paid twice.
+"""Crash safety, proven: kill real campaign processes (SIGKILL) at many points, resume, check.
 
-Each run is a separate ``paretolab run`` process talking to the session's Prefect API;
-the test oracle logs every candidate it is asked to measure to a file before measuring.
+Each kill point is a named ``crash_point`` in the code (``PARETOLAB_KILL_AT=name:k`` kills
+the process the k-th time it passes ``name``). A chain of processes runs one campaign:
+each is killed at the next point, the next one resumes where it died, and a last one runs
+to the end. After every kill the test snapshots the store, and at the end it checks:
+
+- every measurement the oracle returned is in the store exactly once, with the value the
+  oracle returned, and everything recorded before a kill is still there unchanged;
+- no candidate was sent to the oracle after its result was recorded, and a lab request
+  is never submitted twice (the test oracles count calls and submissions on disk);
+- the final store equals an uninterrupted run with the same seed, and MLflow has each
+  round exactly once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,41 +25,49 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from data.store import CampaignStore
-from tests.conftest import ROOT
+from oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
-from tests.helpers.oracles import CALL_LOG
+from tests.helpers.crash import ForkRunner
+from tests.helpers.oracles import CALL_LOG, RETURN_LOG, SUBMIT_LOG
 
 pytestmark = pytest.mark.slow
 
-PARETOLAB = str(Path(sys.executable).with_name("paretolab"))
-KILL_POINTS = [
-    "evaluate.before_oracle:1",  # request recorded, oracle not called yet
-    "evaluate.after_oracle:2",  # round 1 measured by the oracle, not yet recorded
-    "store.before_rename:5",  # round 0's observations in a temporary file, not yet renamed
-    "store.appended.batches:2",  # round 1 batch selected, not yet measured
-    "store.appended.observations:2",  # round 1 recorded, round summary not yet written
-    "store.appended.rounds:1",  # round 0 closed, not yet published to MLflow
-    "store.appended.proposals:3",  # between the two generators of round 2
+SYNC_KILLS = [
+    "store.meta_written:1",  # campaign.json written, nothing else
+    "campaign.tracker_started:1",  # MLflow run created
+    "round.start:1",  # round 0 flow run started
+    "store.appended.batches:1",  # initial design recorded, not measured
+    "store.appended.requests:1",  # request recorded, oracle not called
+    "evaluate.before_oracle:1",  # the same, one step later
+    "oracle.mid_call:1",  # inside the oracle call
+    "evaluate.after_oracle:1",  # oracle answered, nothing recorded
+    "store.mid_write:2",  # observations half written to a temporary file
+    "store.before_rename:2",  # observations written, not renamed into place
+    "store.appended.observations:1",  # round 0 recorded, not closed
+    "step.record:1",  # summary computed, not written
+    "store.appended.rounds:1",  # round 0 closed, not published
+    "publish.figure_logged:1",  # MLflow half published (in its background thread)
+    "step.load_dataset:1",  # round 1
+    "step.fit_proxy:1",
+    "step.build_acquisition:1",
+    "step.update_generator:1",  # generator trained, nothing stored
+    "store.checkpoint_saved:1",  # checkpoint stored, training curves not
+    "store.appended.training:1",
+    "step.propose:1",  # pool sampled, not recorded
+    "store.appended.proposals:1",  # between two generators' proposals
+    "step.build_pool:1",
+    "step.select:1",  # batch chosen, not recorded
 ]
 
-RESULTS_LOST = {"evaluate.after_oracle:2", "store.before_rename:5"}
-"""Kills after the oracle answered but before its results were durably recorded."""
+LAB_KILLS = [
+    "store.appended.requests:1",  # lab request recorded, not submitted
+    "lab.mid_submit:1",  # parquet written, CSV not
+    "lab.submitted:1",  # CSV written (submitted), not marked in the store
+]
 
 
-def _run(config: Path, campaign: Path, api: str, calls: Path, kill_at: str | None = None):
-    env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": str(ROOT), CALL_LOG: str(calls)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("PARETOLAB_KILL_AT", None)
-    if kill_at:
-        env["PARETOLAB_KILL_AT"] = kill_at
-    return subprocess.run(
-        [PARETOLAB, "run", str(config), "--dir", str(campaign)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=campaign.parent,
-    )
+def _objectives(frame: pd.DataFrame) -> list[str]:
+    return [c for c in ("branin", "currin") if c in frame]
 
 
 def _tables(campaign: Path) -> dict[str, pd.DataFrame]:
@@ -61,80 +75,271 @@ def _tables(campaign: Path) -> dict[str, pd.DataFrame]:
         return {t: store.read(t) for t in ("proposals", "batches", "observations", "requests", "rounds")}
 
 
-def _science(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    observations = tables["observations"][["round", "candidate", "valid", "branin", "currin"]]
-    return (
-        tables["batches"].drop(columns="metrics").sort_values(["round", "position"]).reset_index(drop=True),
-        observations.sort_values(["round", "candidate"]).reset_index(drop=True),
-    )
+def _science(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """What must not depend on crashes: choices, measurements and round results."""
+    observations = tables["observations"]
+    return {
+        "batches": tables["batches"]
+        .drop(columns="metrics")
+        .sort_values(["round", "position"])
+        .reset_index(drop=True),
+        "observations": observations[["round", "candidate", "valid", *_objectives(observations)]]
+        .sort_values(["round", "candidate"])
+        .reset_index(drop=True),
+        "proposals": tables["proposals"],
+        "rounds": tables["rounds"][["round", "hypervolume", "n_pareto", "n_observations"]],
+    }
+
+
+def _assert_same_science(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], obj=name)
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "crash.yaml"
-    return write_config(
-        path,
-        oracle={"target": "tests.helpers.oracles:CountingOracle"},
-        initial_design=5,
-        rounds=2,
-        batch_size=3,
-    )
+def runner(prefect_api) -> ForkRunner:
+    # the fork server inherits this environment; the children talk to the session's server
+    os.environ["PREFECT_API_URL"] = prefect_api
+    return ForkRunner()
 
 
-@pytest.fixture(scope="module")
-def baseline(config, prefect_api, tmp_path_factory) -> dict[str, pd.DataFrame]:
-    root = tmp_path_factory.mktemp("baseline")
-    done = _run(config, root / "campaign", prefect_api, root / "calls.txt")
-    assert done.returncode == 0, done.stderr
-    return _tables(root / "campaign")
+class Campaign:
+    """One campaign directory run by a chain of processes, with on-disk call logs."""
+
+    def __init__(self, runner: ForkRunner, config: Path, root: Path) -> None:
+        self.runner, self.config, self.root = runner, config, root
+        self.dir = root / "campaign"
+        self.calls, self.returns, self.submits = (
+            root / "calls.txt",
+            root / "returns.txt",
+            root / "submits.txt",
+        )
+        self.log = root / "log.txt"
+        self.processes = 0
+
+    def env(self, kill_at: str | None) -> dict[str, str | None]:
+        return {
+            "PARETOLAB_KILL_AT": kill_at,
+            "MLFLOW_TRACKING_URI": None,
+            CALL_LOG: str(self.calls),
+            RETURN_LOG: str(self.returns),
+            SUBMIT_LOG: str(self.submits),
+        }
+
+    def paretolab(self, *args: str, kill_at: str | None = None) -> int:
+        self.processes += 1
+        with self.log.open("a") as fh:
+            fh.write(f"\n=== paretolab {' '.join(args)}  kill_at={kill_at}\n")
+        return self.runner.run(list(args), self.env(kill_at), self.log, self.root)
+
+    def run(self, kill_at: str | None = None) -> int:
+        return self.paretolab("run", str(self.config), "--dir", str(self.dir), kill_at=kill_at)
+
+    def lines(self, path: Path) -> list[str]:
+        return path.read_text().split("\n")[:-1] if path.exists() else []
 
 
-@pytest.mark.parametrize("kill_at", KILL_POINTS)
-def test_kill_and_resume(kill_at, config, baseline, prefect_api, tmp_path):
-    campaign, calls = tmp_path / "campaign", tmp_path / "calls.txt"
-    killed = _run(config, campaign, prefect_api, calls, kill_at)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    if kill_at.startswith("store.before_rename"):
-        assert list((campaign / "tables" / "observations").glob(".*.parquet.tmp"))
-    before = _tables(campaign)
-    resumed = _run(config, campaign, prefect_api, calls)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    after = _tables(campaign)
+def _check_chain(campaign: Campaign, kills: list[str], resume) -> tuple[list[dict], int]:
+    """Kill the campaign at each point in turn; after each kill snapshot what was recorded
+    and how many oracle calls were made by then. ``resume`` runs after each kill (lab
+    campaigns need a scientist's answer in between)."""
+    snapshots = []
+    for kill_at in kills:
+        code = campaign.run(kill_at)
+        assert code == -signal.SIGKILL, f"{kill_at} was never reached (exit {code}); see {campaign.log}"
+        tables = _tables(campaign.dir) if CampaignStore.exists(campaign.dir) else None
+        snapshots.append(
+            {"kill_at": kill_at, "tables": tables, "n_calls": len(campaign.lines(campaign.calls))}
+        )
+        resume()
+    return snapshots, len(kills)
 
-    # Everything recorded before the kill is still there, unchanged.
-    kept = before["observations"].merge(after["observations"], how="left", indicator=True)
-    assert (kept["_merge"] == "both").all()
 
-    # Each candidate measured exactly once; the final store equals an uninterrupted run.
-    assert after["observations"]["candidate"].is_unique
-    batches, observations = _science(after)
-    base_batches, base_observations = _science(baseline)
-    pd.testing.assert_frame_equal(observations, base_observations)
-    pd.testing.assert_frame_equal(batches, base_batches)
-    pd.testing.assert_frame_equal(after["proposals"], baseline["proposals"])  # none twice
-    # every round reports its proxy metrics, even one that was cut off and resumed
-    for row in after["rounds"].itertuples():
-        metrics = json.loads(row.metrics)
-        assert "time/science" in metrics and (row.round == 0 or "pool_size" in metrics), row.round
+def _check_invariants(campaign: Campaign, snapshots: list[dict], final: dict[str, pd.DataFrame]) -> int:
+    """The checks after the chain; returns how many recorded rows were compared."""
+    observations = final["observations"]
+    assert observations["candidate"].is_unique, "a candidate was recorded twice"
+    checked = 0
+    for snap in snapshots:
+        if snap["tables"] is None:
+            continue
+        before = snap["tables"]["observations"]
+        kept = before.merge(observations, how="left", indicator=True)
+        assert (kept["_merge"] == "both").all(), f"rows recorded before {snap['kill_at']} changed or vanished"
+        checked += len(before)
+        # nothing measured by then was asked again afterwards
+        later = campaign.lines(campaign.calls)[snap["n_calls"] :]
+        again = set(later) & set(before["candidate"])
+        assert not again, f"re-sent after {snap['kill_at']}: {sorted(again)}"
+    # every value the oracle returned is recorded exactly once, as returned
+    values = observations.set_index("candidate")
+    for line in campaign.lines(campaign.returns):
+        candidate, *returned = line.split()
+        assert candidate in values.index, f"returned but never recorded: {candidate}"
+        recorded = values.loc[candidate, ["branin", "currin"]].to_numpy(dtype=float)
+        assert recorded.tolist() == pytest.approx([float(v) for v in returned], rel=1e-12)
+        checked += 1
+    return checked
 
-    # Every oracle call was in the ledger before it was made; only what the kill
-    # interrupted was asked again, as the next attempt.
-    asked = Counter(calls.read_text().split())
-    requested = Counter(after["requests"]["candidate"])
-    assert set(asked) == set(after["observations"]["candidate"])
-    for candidate, n in asked.items():
-        assert n <= requested[candidate], (candidate, n)
-    if kill_at in RESULTS_LOST:
-        assert max(asked.values()) == 2 and (after["requests"]["attempt"] == 2).any()
-    else:
-        assert max(asked.values()) == 1
-    if kill_at.startswith("evaluate.before_oracle"):
-        assert (after["requests"]["attempt"] == 2).any()
 
-    # MLflow has each round exactly once, in the campaign's one run.
-    with CampaignStore.open(campaign, lock=False) as store:
+def _mlflow_rounds(campaign_dir: Path) -> list[int]:
+    with CampaignStore.open(campaign_dir, lock=False) as store:
         meta = store.meta
     history = MlflowClient(meta["mlflow_tracking_uri"]).get_metric_history(
         meta["mlflow_run_id"], "hypervolume"
     )
-    assert sorted(m.step for m in history) == [0, 1, 2]
+    return sorted(m.step for m in history)
+
+
+def test_sync_campaign_survives_kills_at_every_step(runner, tmp_path):
+    overrides = {
+        "oracle": {"target": "tests.helpers.oracles:CountingOracle"},
+        "initial_design": 5,
+        "rounds": 2,
+        "batch_size": 3,
+        "generators": [
+            {
+                "kind": "mogfn",
+                "pool_size": 32,
+                "steps_per_round": 3,
+                "batch_size": 8,
+                "policy": "mlp",
+                "hidden": 16,
+            },
+            {"kind": "genetic", "pool_size": 32},
+        ],
+    }
+    baseline = Campaign(runner, write_config(tmp_path / "config.yaml", **overrides), tmp_path / "baseline")
+    baseline.root.mkdir()
+    assert baseline.run() == 0, baseline.log.read_text()[-3000:]
+    want = _science(_tables(baseline.dir))
+
+    chain = Campaign(runner, baseline.config, tmp_path / "chain")
+    chain.root.mkdir()
+    snapshots, kills = _check_chain(chain, SYNC_KILLS, resume=lambda: None)
+    assert chain.run() == 0, chain.log.read_text()[-3000:]
+    final = _tables(chain.dir)
+    checked = _check_invariants(chain, snapshots, final)
+    _assert_same_science(_science(final), want)
+    assert _mlflow_rounds(chain.dir) == [0, 1, 2]
+
+    asked = Counter(chain.lines(chain.calls))
+    assert set(asked) == set(final["observations"]["candidate"])
+    # only a call cut off before its answer was recorded is asked again
+    assert 1 < max(asked.values()) <= 3
+    distinct = {k.split(":")[0] for k in SYNC_KILLS}
+    assert len(distinct) >= 20
+    print(
+        f"sync: {kills} kills at {len(distinct)} distinct points, {chain.processes} processes, "
+        f"{checked} rows checked"
+    )
+
+
+def _scientist(campaign: Campaign, space_dims: int = 2, levels: int = 16) -> None:
+    """Answer every open request file with Branin-Currin values, as a results CSV in the inbox."""
+    from data.spaces import GridSpace
+
+    oracle = BraninCurrinOracle(GridSpace(space_dims, levels))
+    requests = campaign.dir / "lab" / "requests"
+    inbox = campaign.dir / "lab" / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    for path in sorted(requests.glob("*.csv")):
+        answered = inbox / "processed" / path.name
+        if answered.exists() or (inbox / path.name).exists():
+            continue
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        values = oracle(frame["candidate"].tolist()).values
+        frame["branin [mm]"] = [repr(float(v)) for v in values[:, 0]]
+        frame["currin [s]"] = [repr(float(v)) for v in values[:, 1]]
+        frame.to_csv(inbox / path.name, index=False)
+
+
+def test_lab_campaign_survives_kills_and_never_submits_twice(runner, tmp_path):
+    overrides = {
+        "oracle": {
+            "target": "tests.helpers.oracles:CountingLab",
+            "params": {
+                "objectives": [
+                    {"name": "branin", "direction": "min", "unit": "mm"},
+                    {"name": "currin", "direction": "min", "unit": "s"},
+                ]
+            },
+        },
+        "ref_point": [18.0, 6.0],
+        "initial_design": 4,
+        "rounds": 1,
+        "batch_size": 3,
+    }
+    config = write_config(tmp_path / "config.yaml", **overrides)
+
+    def finish(campaign: Campaign) -> None:
+        for _ in range(4):
+            assert campaign.run() == 0, campaign.log.read_text()[-3000:]
+            _scientist(campaign)
+            if len(_tables(campaign.dir)["rounds"]) == 2:
+                return
+        raise AssertionError("the lab campaign did not finish")
+
+    baseline = Campaign(runner, config, tmp_path / "baseline")
+    baseline.root.mkdir()
+    finish(baseline)
+    want = _science(_tables(baseline.dir))
+
+    chain = Campaign(runner, config, tmp_path / "chain")
+    chain.root.mkdir()
+    kills = [
+        *LAB_KILLS,  # round 0's request
+        "lab.results_validated:1",  # a results file from the inbox validated, not recorded
+        "lab.inbox_recorded:1",  # recorded, file not yet moved to processed/
+        *LAB_KILLS,  # round 1's request
+    ]
+    snapshots = []
+    for kill_at in kills:
+        code = chain.run(kill_at)
+        assert code == -signal.SIGKILL, f"{kill_at} was never reached (exit {code}); see {chain.log}"
+        snapshots.append({"kill_at": kill_at, "tables": _tables(chain.dir), "n_calls": 0})
+        if kill_at.startswith("lab.submitted"):
+            assert chain.run() == 0  # now waiting for the lab
+            _scientist(chain)
+    # `paretolab submit` killed after recording, before logging the file: submitting again
+    # records nothing twice
+    finish_file = tmp_path / "late.csv"
+    assert chain.run() == 0
+    pending = sorted((chain.dir / "lab" / "inbox").glob("*.csv"))
+    if pending:
+        pending[0].rename(finish_file)
+        assert (
+            chain.paretolab(
+                "submit", str(chain.dir), str(finish_file), kill_at="store.appended.observations:1"
+            )
+            == -9
+        )
+        assert chain.paretolab("submit", str(chain.dir), str(finish_file)) == 0
+    finish(chain)
+    final = _tables(chain.dir)
+    checked = _check_invariants(chain, snapshots, final)
+    got = _science(final)
+    _assert_same_science(got, want)
+
+    submits = Counter(chain.lines(chain.submits))
+    assert submits == Counter({"round0-lab": 1, "round1-lab": 1}), submits
+    requests = final["requests"]
+    assert requests.groupby("round")["request_id"].nunique().tolist() == [1, 1]
+    print(f"lab: {len(kills) + 1} kills, {chain.processes} processes, {checked} rows checked")
+
+
+def test_second_runner_refused_and_damaged_store_left_alone(runner, tmp_path):
+    """A campaign held by another process is refused with a clear message; a truncated
+    store file stops the run with an error naming it and is never overwritten."""
+    campaign = Campaign(runner, write_config(tmp_path / "config.yaml", rounds=1), tmp_path)
+    assert campaign.run() == 0
+    with CampaignStore.open(campaign.dir):  # this test process is the other runner
+        assert campaign.run() != 0
+    assert "is in use by another process" in campaign.log.read_text()
+
+    part = sorted((campaign.dir / "tables" / "observations").glob("*.parquet"))[-1]
+    damaged = part.read_bytes()[:-50]
+    part.write_bytes(damaged)
+    assert campaign.run() != 0
+    assert f"{part.name}: corrupted or truncated store file" in campaign.log.read_text()
+    assert part.read_bytes() == damaged

@@ -9,10 +9,24 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from data.faults import crash_point
 from data.spaces import SearchSpace
+from oracles.lab import LabOracle, LabRequest
 from oracles.synthetic import BraninCurrinOracle
 
 CALL_LOG = "PARETOLAB_TEST_CALL_LOG"
+RETURN_LOG = "PARETOLAB_TEST_RETURN_LOG"
+SUBMIT_LOG = "PARETOLAB_TEST_SUBMIT_LOG"
+
+
+def _log(variable: str, lines: list[str]) -> None:
+    """Append ``lines`` to the file named by ``$variable`` (if set), durably."""
+    if variable not in os.environ:
+        return
+    with Path(os.environ[variable]).open("a") as fh:
+        fh.write("".join(f"{line}\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class CountingOracle(BraninCurrinOracle):
@@ -23,13 +37,24 @@ class CountingOracle(BraninCurrinOracle):
     """
 
     def _evaluate(self, xs: list[str]) -> Tensor:
-        if CALL_LOG not in os.environ:
-            return super()._evaluate(xs)
-        with Path(os.environ[CALL_LOG]).open("a") as fh:
-            fh.write("".join(f"{x}\n" for x in xs))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return super()._evaluate(xs)
+        _log(CALL_LOG, xs)
+        crash_point("oracle.mid_call")
+        values = super()._evaluate(xs)
+        _log(
+            RETURN_LOG,
+            [f"{x} {' '.join(repr(float(v)) for v in row)}" for x, row in zip(xs, values, strict=True)],
+        )
+        return values
+
+
+class CountingLab(LabOracle):
+    """A lab that appends the id of every request it actually sends to $PARETOLAB_TEST_SUBMIT_LOG."""
+
+    def submit(self, request: LabRequest, folder: Path) -> bool:
+        sent = super().submit(request, folder)
+        if sent:
+            _log(SUBMIT_LOG, [request.request_id])
+        return sent
 
 
 class FlakyOracle(CountingOracle):

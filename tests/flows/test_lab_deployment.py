@@ -1,0 +1,123 @@
+"""A lab campaign run as a Prefect deployment: while it waits for the lab its flow run is
+*suspended* (its process has exited), the Prefect UI's form resumes it with results, and
+``paretolab submit`` records a file and resumes it. Real server, real runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.flow_runs import resume_flow_run
+
+from data.results import ID_COLUMN
+from data.store import CampaignStore
+from tests.conftest import ROOT
+from tests.flows.test_lab_campaign import TRUTH, _config, _request, scientist
+
+pytestmark = pytest.mark.slow
+
+
+def _state(flow_run_id: UUID):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+def _wait_for(flow_run_id: UUID, want: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = _state(flow_run_id)
+        if state and state.name == want:
+            return
+        if state and state.is_final():
+            raise AssertionError(f"flow run ended {state.name}: {state.message}")
+        time.sleep(1)
+    raise AssertionError(f"flow run still {_state(flow_run_id).name} after {timeout} s, wanted {want}")
+
+
+def _rounds_done(campaign: Path) -> list[int]:
+    with CampaignStore.open(campaign, lock=False) as store:
+        return store.read("rounds")["round"].tolist()
+
+
+def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_api, tmp_path):
+    config = _config(tmp_path / "lab.yaml")
+    campaign = tmp_path / "campaign"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.serve_campaign", "lab-test"],
+        cwd=ROOT,
+        env=env,
+        stdout=(tmp_path / "runner.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                run = run_deployment(
+                    "paretolab-campaign/lab-test",
+                    parameters={"config_path": str(config), "campaign_dir": str(campaign)},
+                    timeout=0,
+                )
+                break
+            except Exception:  # the runner has not registered the deployment yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+        # round 0's request is out; the flow run is suspended and holds no process
+        _wait_for(run.id, "Suspended")
+        request = _request(campaign, 0)
+        assert _rounds_done(campaign) == []
+        with CampaignStore.open(campaign) as store:  # nobody holds the campaign
+            assert store.meta["lab_suspended"]["flow_run_id"] == str(run.id)
+
+        # the Prefect UI's form: results entered for round 0, validated and recorded on resume
+        import pandas as pd
+
+        rows = pd.read_csv(request, dtype=str, keep_default_na=False)
+        values = TRUTH(rows["candidate"].tolist()).values.tolist()
+        form = [
+            {ID_COLUMN: cid, "branin": v[0], "currin": v[1]}
+            for cid, v in zip(rows[ID_COLUMN], values, strict=True)
+        ]
+        resume_flow_run(run.id, run_input={"results": form})
+        deadline = time.monotonic() + 240
+        while _rounds_done(campaign) != [0] or _state(run.id).name != "Suspended":
+            assert time.monotonic() < deadline, _state(run.id)
+            time.sleep(1)
+        assert _request(campaign, 1).is_file()  # round 1's request went out, then it suspended again
+
+        # `paretolab submit` records the file and resumes the run, which finishes the campaign
+        done = scientist(_request(campaign, 1), tmp_path / "round1.csv")
+        submitted = subprocess.run(
+            [str(Path(sys.executable).with_name("paretolab")), "submit", str(campaign), str(done)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        assert f"resumed flow run {run.id}" in submitted.stdout
+        _wait_for(run.id, "Completed")
+        assert _rounds_done(campaign) == [0, 1]
+        with CampaignStore.open(campaign, lock=False) as store:
+            observations = store.read("observations")
+        assert observations["candidate"].is_unique and observations["valid"].all()
+        assert len(observations) == 6
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
