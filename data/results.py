@@ -8,6 +8,7 @@ problem is rejected as a whole with every problem named by file, row and column.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,11 @@ def read_results_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                header = [c.strip() for c in next(csv.reader(fh), [])]
+            twice = sorted({c for c in header if header.count(c) > 1})
+            if twice:
+                raise ResultsError(str(path), [f"column {c!r}: appears more than once" for c in twice])
             frame = pd.read_csv(
                 path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
             )
@@ -283,7 +289,7 @@ def validate_results(
                     what = f"column {FAILURE_COLUMN!r}: {raw_id} ({candidate}) was measured already"
                 else:
                     differ = [
-                        f"{columns[o.name]!r} {v:g} (recorded {r:g})"
+                        f"{columns[o.name]!r} {v!r} (recorded {r!r})"
                         for o, v, r in zip(expected.objectives, values, recorded, strict=True)
                         if v != r
                     ]

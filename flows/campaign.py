@@ -86,7 +86,7 @@ def check_resumable(
             "--force-new to start a new campaign there (the old one is kept beside it)"
         )
     old = meta.get("config", {})
-    new = config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES))
+    new = config.identity_data()
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)) or ["?"]
     raise CampaignMismatchError(
         f"{campaign_dir}: campaign was created with a different config "
@@ -123,7 +123,7 @@ def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
         {
             "name": config.name,
             "config_hash": config.identity_hash(),
-            "config": config.model_dump(mode="json", exclude=set(config.IDENTITY_EXCLUDES)),
+            "config": config.identity_data(),
             "objectives": [[o.name, o.direction, o.unit] for o in prepared.setup.objectives],
             "campaign_id": uuid.uuid4().hex[:8],
             "config_path": str(prepared.config_path),

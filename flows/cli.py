@@ -278,7 +278,7 @@ def submit(
                 console.print(
                     f"round {r}: {progress.pending} of {progress.requested} candidate(s) still pending"
                 )
-        suspended = store.meta.get(SUSPENDED_META)
+        suspended = store.meta.get(SUSPENDED_META) if outcome.recorded else None
         config_path = store.meta.get("config_path", "CONFIG")
     if suspended:
         from prefect.flow_runs import resume_flow_run

@@ -296,6 +296,13 @@ class CampaignConfig(_Strict):
         {"rounds", "budget", "oracle_retries", "lab", "runtime", "tracking"}
     )
 
+    def identity_data(self) -> dict[str, Any]:
+        """The fields that make a campaign what it is (see :meth:`identity_hash`)."""
+        data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
+        # the unset one of oracle name/target is left out, so adding `target` kept old hashes
+        data["oracle"] = {k: v for k, v in data["oracle"].items() if v is not None}
+        return data
+
     def identity_hash(self) -> str:
         """Hash of everything that decides what the campaign measures.
 
@@ -303,7 +310,7 @@ class CampaignConfig(_Strict):
         left out so that a campaign can be extended, nursed through a flaky oracle or a slow
         lab, or moved to another machine and still resume.
         """
-        data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
+        data = self.identity_data()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -143,7 +143,7 @@ def _record(store: CampaignStore, validated: ValidatedResults, source: str, sha:
         rows[objective.name] = [v[j] for v in validated.values]
     crash_point("lab.results_validated")
     store.append("observations", rows)
-    _log_event(store, -1, "", "results", source, sha, len(rows))
+    _log_results_event(store, source, sha, len(rows))
 
 
 def _log_event(
@@ -167,10 +167,18 @@ def _log_event(
     )
 
 
+def _log_results_event(store: CampaignStore, source: str, sha: str, n_rows: int) -> None:
+    """The audit row of a recorded results file or form (written once per sha)."""
+    events = store.read("lab_events")
+    if not ((events["event"] == "results") & (events["sha256"] == sha)).any():
+        _log_event(store, -1, "", "results", source, sha, n_rows)
+
+
 def _ingest(
     store: CampaignStore, frame: pd.DataFrame, source: str, sha: str, replace: bool, offset: int
 ) -> Ingested:
     if _already_recorded(store, sha):
+        _log_results_event(store, source, sha, 0)  # in case a crash came between the two writes
         return Ingested(source, 0, 0, 0, already=True)
     validated = validate_results(frame, source, expected_results(store), replace=replace, row_offset=offset)
     if not validated.candidates:
@@ -233,6 +241,11 @@ def ingest_inbox(store: CampaignStore, inbox: Path) -> list[Ingested]:
     for path in sorted(
         p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet")
     ):
+        if path.name.startswith((".", "~$")):
+            continue  # hidden, or a spreadsheet's lock file
+        if path.suffix.lower() == ".csv" and not path.read_bytes().endswith(b"\n"):
+            logger.warning("%s: no final newline, maybe still being copied; left in the inbox", path)
+            continue
         try:
             outcome = ingest_file(store, path)
         except ResultsError as error:

@@ -48,7 +48,7 @@ def _timed_task(name: str, fn: F, timings: dict[str, float] | None = None, **opt
     return task(name=name, cache_policy=NO_CACHE, **options)(body)  # type: ignore[return-value]
 
 
-@flow(name="paretolab-round", flow_run_name="round-{round_}")
+@flow(name="paretolab-round", flow_run_name="round-{round_}", validate_parameters=False)
 def run_round(
     store: CampaignStore,
     setup: CampaignSetup,

@@ -91,7 +91,7 @@ class NotEnoughDataError(RuntimeError):
 
 def require_measurements(observations: pd.DataFrame, n: int, purpose: str) -> None:
     """Raise NotEnoughDataError, with the failure reasons, unless ``n`` rows are valid."""
-    valid = int(observations["valid"].sum())
+    valid = len(valid_observations(observations))  # a replaced value counts once
     if valid >= n:
         return
     reasons = observations.loc[~observations["valid"], "reason"].value_counts().head(3)

@@ -10,6 +10,7 @@ Either way everything before the wait is in the store, so the rerun repeats no w
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from prefect.context import FlowRunContext
@@ -64,7 +65,7 @@ def can_suspend() -> bool:
 def suspend_for_lab(store: CampaignStore, round_: int) -> None:
     """Suspend this flow run until the lab's results come (raises Prefect's Pause)."""
     run = _flow_run()
-    key = f"lab-round{round_}-{len(store.read('lab_events'))}"
+    key = f"lab-round{round_}-{uuid.uuid4().hex[:12]}"  # new for every wait: Prefect fires a key once
     store.update_meta(**{SUSPENDED_META: {"flow_run_id": str(run.id), "key": key, "round": round_}})
     logger.info("round %d: suspending flow run %s until the lab's results come in", round_, run.id)
     suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=key)

@@ -173,7 +173,11 @@ def test_lab_campaign_requests_takes_results_and_continues(tmp_path, prefect_api
     better = scientist(request, tmp_path / "remeasured.csv", rows=[0], values={0: (0.0, 0.0)})
     result = submit(campaign, better)
     assert result.exit_code == 2, result.output
-    assert "row 2: " in result.output and "is already measured; use --replace" in result.output
+    assert (
+        "row 2: " in result.output
+        and "is already measured; new values in" in result.output
+        and "use --replace" in result.output
+    )
     assert _observations(campaign).equals(recorded)
     result = submit(campaign, better, "--replace")
     assert result.exit_code == 0, result.output
