@@ -122,3 +122,10 @@ def test_shipped_campaigns_are_valid(monkeypatch):
     for path in paths:
         build_setup(load_config(path))
     assert len(built) < len(paths)
+
+
+def test_identity_hash_of_existing_campaigns_is_unchanged():
+    """Campaigns created before ``oracle.target`` existed must still resume."""
+    from tests.conftest import ROOT
+
+    assert load_config(ROOT / "campaigns" / "branin_currin.yaml").identity_hash() == "c8f1cf8a8456a889"
