@@ -289,7 +289,7 @@ def validate_results(
                     what = f"column {FAILURE_COLUMN!r}: {raw_id} ({candidate}) was measured already"
                 else:
                     differ = [
-                        f"{columns[o.name]!r} {v!r} (recorded {r!r})"
+                        f"{columns[o.name]!r} {cells[o.name]} (recorded {r!r})"
                         for o, v, r in zip(expected.objectives, values, recorded, strict=True)
                         if v != r
                     ]

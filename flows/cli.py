@@ -176,6 +176,7 @@ def status(
     """Rounds done, oracle calls used, hypervolume history and the current Pareto set."""
     from data.objectives import Objective
     from data.store import CampaignStore, StoreError
+    from flows.lab import lab_progress
     from flows.steps import pareto_table
 
     try:
@@ -185,6 +186,9 @@ def status(
             objectives = [Objective(*spec) for spec in store.meta["objectives"]]
             front = pareto_table(store, objectives)
             meta = store.meta
+            events = store.read("lab_events")
+            lab_rounds = sorted(set(events.loc[events["event"] == "submitted", "round"].tolist()))
+            lab = [(r, lab_progress(store, r)) for r in lab_rounds]
     except StoreError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -206,6 +210,14 @@ def status(
         f"rounds done: {'none' if done is None else done} (round 0 = initial design)   "
         f"oracle calls used: {len(requests)}   reference point: {_raw_ref_point(meta, objectives)}"
     )
+    for r, progress in lab:
+        if progress.pending:
+            console.print(
+                f"lab: round {r} has {progress.pending} of {progress.requested} result(s) pending"
+                f"{' (round closed without them)' if progress.continued else ''}; request sent "
+                f"{progress.submitted_at:%Y-%m-%d %H:%M} UTC",
+                highlight=False,
+            )
     console.print(_pareto_table(front.to_dict("records"), "current Pareto set"))
     if meta.get("mlflow_run_id"):
         console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")

@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from uuid import UUID
 
+from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from prefect.input.actions import read_flow_run_input
+from prefect.states import Cancelled
 from pydantic import Field, create_model
 
 from data.objectives import Objective
@@ -71,26 +75,55 @@ def suspend_for_lab(store: CampaignStore, round_: int) -> None:
     suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=key)
 
 
-def take_form_input(store: CampaignStore) -> int:
-    """After a resume: record the results entered in the UI's form (if any); returns how many.
+def _rows(given: Any) -> list[dict[str, Any]]:
+    results = given.get("results") if isinstance(given, dict) else getattr(given, "results", None)
+    return [r if isinstance(r, dict) else r.model_dump() for r in results or []]
 
-    A form with problems is logged and recorded nothing; the round then waits again.
+
+def _supersede(flow_run_id: UUID, by: Any) -> None:
+    """Cancel a suspended (or resumed, not yet running) campaign run that another run took over."""
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state
+        if state and (state.is_paused() or state.is_scheduled()):
+            who = f"flow run {by.id}" if by else "a run outside Prefect deployments"
+            client.set_flow_run_state(flow_run_id, Cancelled(message=f"superseded by {who}"), force=True)
+
+
+def take_form_input(store: CampaignStore) -> int:
+    """Record the results entered in the Prefect UI's form for the waiting round; returns how
+    many were recorded.
+
+    After a resume the input is this run's own. A different run (the next scheduled run, or
+    a ``paretolab run``) reads the suspended run's input through the API, then cancels that
+    run, so one run waits at a time and no input is lost. A form with problems is logged
+    and records nothing; the round then waits again.
     """
     waiting = store.meta.get(SUSPENDED_META)
-    run = _flow_run()
-    if not waiting or run is None or str(run.id) != waiting["flow_run_id"]:
+    if not waiting:
         return 0
+    run = _flow_run()
+    suspended = UUID(waiting["flow_run_id"])
     try:
-        # the key was used, so Prefect does not suspend again but returns the resume's input
-        given = suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=waiting["key"])
-    except Exception as exc:  # resumed without input (paretolab submit) or input gone
-        logger.info("flow run resumed without form input (%s)", exc)
-        given = None
-    rows = [r.model_dump() for r in getattr(given, "results", None) or []]
+        if run is not None and run.id == suspended:
+            # the key was used, so Prefect does not suspend again but returns the resume's input
+            given = suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=waiting["key"])
+        else:
+            given = read_flow_run_input(f"suspended-{waiting['key']}-response", flow_run_id=suspended)
+            _supersede(suspended, run)
+    except Exception as exc:  # e.g. the suspended run lives on a Prefect server this run cannot reach
+        logger.warning(
+            "could not read the Prefect form input of suspended flow run %s (%s: %s); it stays on "
+            "record for a run that can",
+            suspended,
+            type(exc).__name__,
+            exc,
+        )
+        return 0
+    rows = _rows(given)
     recorded = 0
     if rows:
         try:
-            outcome = ingest_rows(store, rows, f"Prefect UI form (flow run {run.id}, {waiting['key']})")
+            outcome = ingest_rows(store, rows, f"Prefect UI form (flow run {suspended}, {waiting['key']})")
             recorded = outcome.recorded
             logger.info(outcome.describe())
         except ResultsError as error:

@@ -141,7 +141,7 @@ def test_already_measured_is_rejected_unless_replace(tmp_path):
     error = _rejected(path)
     (problem,) = error.problems
     assert problem.startswith(f"row 3: {R0[2]} (5,6) is already measured") and "--replace" in problem
-    assert "'branin [mm]' 7 (recorded 3)" in problem and "'currin [s]' 8 (recorded 4)" in problem
+    assert "'branin [mm]' 7 (recorded 3.0)" in problem and "'currin [s]' 8 (recorded 4.0)" in problem
 
     replaced = _load(path, replace=True)
     assert replaced.candidates == ["1,2", "5,6"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
@@ -47,7 +48,7 @@ def _rounds_done(campaign: Path) -> list[int]:
 
 
 def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_api, tmp_path):
-    config = _config(tmp_path / "lab.yaml")
+    config = _config(tmp_path / "lab.yaml", rounds=2)
     campaign = tmp_path / "campaign"
     env = {
         **os.environ,
@@ -86,8 +87,6 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
             assert store.meta["lab_suspended"]["flow_run_id"] == str(run.id)
 
         # the Prefect UI's form: results entered for round 0, validated and recorded on resume
-        import pandas as pd
-
         rows = pd.read_csv(request, dtype=str, keep_default_na=False)
         values = TRUTH(rows["candidate"].tolist()).values.tolist()
         form = [
@@ -101,10 +100,11 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
             time.sleep(1)
         assert _request(campaign, 1).is_file()  # round 1's request went out, then it suspended again
 
-        # `paretolab submit` records the file and resumes the run, which finishes the campaign
+        # `paretolab submit` records the file and resumes the run, which goes on to round 2
+        paretolab = str(Path(sys.executable).with_name("paretolab"))
         done = scientist(_request(campaign, 1), tmp_path / "round1.csv")
         submitted = subprocess.run(
-            [str(Path(sys.executable).with_name("paretolab")), "submit", str(campaign), str(done)],
+            [paretolab, "submit", str(campaign), str(done)],
             env=env,
             capture_output=True,
             text=True,
@@ -112,12 +112,44 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
         )
         assert submitted.returncode == 0, submitted.stderr
         assert f"resumed flow run {run.id}" in submitted.stdout
-        _wait_for(run.id, "Completed")
-        assert _rounds_done(campaign) == [0, 1]
-        with CampaignStore.open(campaign, lock=False) as store:
-            observations = store.read("observations")
-        assert observations["candidate"].is_unique and observations["valid"].all()
-        assert len(observations) == 6
-    finally:
+        deadline = time.monotonic() + 240
+        while _rounds_done(campaign) != [0, 1] or _state(run.id).name != "Suspended":
+            assert time.monotonic() < deadline, _state(run.id)
+            time.sleep(1)
+
+        # the form is filled in for round 2, but before the suspended run runs again another
+        # run takes the campaign over (here `paretolab run`; in a team, the next scheduled
+        # run): it records the form's input, cancels the old run, and finishes the campaign
         server.terminate()
         server.wait(timeout=30)
+        rows = pd.read_csv(_request(campaign, 2), dtype=str, keep_default_na=False)
+        values = TRUTH(rows["candidate"].tolist()).values.tolist()
+        resume_flow_run(
+            run.id,
+            run_input={
+                "results": [
+                    {ID_COLUMN: cid, "branin": v[0], "currin": v[1]}
+                    for cid, v in zip(rows[ID_COLUMN], values, strict=True)
+                ]
+            },
+        )
+        local = subprocess.run(
+            [paretolab, "run", str(config), "--dir", str(campaign)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+        assert local.returncode == 0, local.stderr[-3000:]
+        assert _state(run.id).name == "Cancelled"
+        assert _rounds_done(campaign) == [0, 1, 2]
+        with CampaignStore.open(campaign, lock=False) as store:
+            observations = store.read("observations")
+            assert store.meta["lab_suspended"] is None
+        assert observations["candidate"].is_unique and observations["valid"].all()
+        assert len(observations) == 8
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
