@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -120,8 +121,7 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
         # the form is filled in for round 2, but before the suspended run runs again another
         # run takes the campaign over (here `paretolab run`; in a team, the next scheduled
         # run): it records the form's input, cancels the old run, and finishes the campaign
-        server.terminate()
-        server.wait(timeout=30)
+        server.send_signal(signal.SIGSTOP)  # the runner cannot pick the resumed run up
         rows = pd.read_csv(_request(campaign, 2), dtype=str, keep_default_na=False)
         values = TRUTH(rows["candidate"].tolist()).values.tolist()
         resume_flow_run(
@@ -150,6 +150,6 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
         assert observations["candidate"].is_unique and observations["valid"].all()
         assert len(observations) == 8
     finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(timeout=30)
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=30)
