@@ -181,11 +181,12 @@ def _objective_columns(frame: pd.DataFrame, expected: ExpectedResults, problems:
     return columns
 
 
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:inf|infinity|nan)$", re.I)
+
+
 def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    """A plain decimal number (or inf/nan, which are then refused as not finite)."""
+    return float(text) if _NUMBER.match(text) else None
 
 
 def validate_results(

@@ -269,7 +269,8 @@ def submit(
     except CampaignLockedError as exc:
         errors.print(
             f"[red]error:[/] {escape(str(exc))}. Nothing was recorded; drop the file into the "
-            "campaign's inbox folder instead (lab.inbox_dir), and the running campaign picks it up.",
+            f"campaign's inbox folder instead ({campaign_dir}/lab/inbox unless lab.inbox_dir says "
+            "otherwise): the next run takes it in.",
             highlight=False,
         )
         raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -314,3 +314,15 @@ def test_parquet_strings_and_numbers_are_read_alike(tmp_path):
     assert read.to_dict("records")[1] == {ID_COLUMN: R0[1], "round": "0", "branin [mm]": "", "currin [s]": ""}
     validated = _load(tmp_path / "r.parquet")
     assert validated.values == [[1.0, 2.0]] and validated.pending == 1
+
+
+def test_a_column_given_twice_is_refused(tmp_path):
+    header = [ID_COLUMN, "candidate", "round", "branin [mm]", "currin [s]", "branin [mm]"]
+    error = _rejected(_write(tmp_path / "r.csv", [[R0[0], "1,2", "0", "1", "2", "3"]], header))
+    assert error.problems == ["column 'branin [mm]': appears more than once"]
+
+
+@pytest.mark.parametrize("text", ["1_000", "١٢", "0x10", "1,5", "--1"])
+def test_only_plain_decimal_numbers_are_numbers(tmp_path, text):
+    error = _rejected(_write(tmp_path / "r.csv", [_row(branin=text)]))
+    assert error.problems == [f"row 2: column 'branin [mm]': {text!r} is not a number"]
