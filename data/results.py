@@ -181,7 +181,10 @@ def _objective_columns(frame: pd.DataFrame, expected: ExpectedResults, problems:
     return columns
 
 
-_NUMBER = re.compile(r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:inf|infinity|nan)$", re.I)
+_NUMBER = re.compile(
+    r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:inf|infinity|nan)$", re.IGNORECASE
+)
+)
 
 
 def _number(text: str) -> float | None:
