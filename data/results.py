@@ -184,7 +184,6 @@ def _objective_columns(frame: pd.DataFrame, expected: ExpectedResults, problems:
 _NUMBER = re.compile(
     r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:inf|infinity|nan)$", re.IGNORECASE
 )
-)
 
 
 def _number(text: str) -> float | None:
