@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +10,6 @@ from mlflow.tracking import MlflowClient
 from data.store import CampaignStore
 from flows.campaign import run_campaign
 from flows.config import load_config
-from tests.conftest import ROOT
 from tests.helpers.configs import write_config
 
 MOGFN = {
@@ -64,40 +59,6 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
     with CampaignStore.open(resumed, lock=False) as store:
         again = store.read("batches")
     assert again["candidate"].tolist() == batches["candidate"].tolist()
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, prefect_api) -> Path:
-    """The two-round MOGFN campaign run straight through, once for the kill tests."""
-    root = tmp_path_factory.mktemp("uninterrupted")
-    run_campaign(str(_config(root, 2)), str(root / "campaign"))
-    return root / "campaign"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "kill_at",
-    [
-        "store.checkpoint_saved:2",  # round 1 trained and stored, nothing proposed yet
-        "store.appended.training:2",  # round 2 trained, curves stored, nothing proposed yet
-        "store.appended.proposals:2",  # round 2 proposed, batch not selected yet
-    ],
-)
-def test_mogfn_campaign_killed_mid_round_resumes_exactly(tmp_path, prefect_api, uninterrupted, kill_at):
-    config = _config(tmp_path, 2)
-    killed = tmp_path / "killed"
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    command = [str(Path(sys.executable).with_name("paretolab")), "run", str(config), "--dir", str(killed)]
-    died = subprocess.run(
-        command, env={**env, "PARETOLAB_KILL_AT": kill_at}, capture_output=True, timeout=300
-    )
-    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
-    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    with CampaignStore.open(uninterrupted, lock=False) as a, CampaignStore.open(killed, lock=False) as b:
-        assert b.read("batches")["candidate"].tolist() == a.read("batches")["candidate"].tolist()
-        assert b.read("observations")["candidate"].tolist() == a.read("observations")["candidate"].tolist()
 
 
 @pytest.mark.parametrize("name", ["hypergrid_mogfn", "ngram_mogfn"])
