@@ -13,7 +13,14 @@ from data.objectives import Objective, to_max_space
 from data.pareto import pareto_mask
 from data.spaces import SearchSpace
 
-__all__ = ["Dataset", "dataset_from_observations", "pareto_rows", "raw_values", "valid_observations"]
+__all__ = [
+    "Dataset",
+    "dataset_from_observations",
+    "latest_observations",
+    "pareto_rows",
+    "raw_values",
+    "valid_observations",
+]
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,14 @@ class Dataset:
         return len(self.candidates)
 
 
+def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
+    """One row per measured candidate, its latest (a replaced value stays as history)."""
+    return observations.drop_duplicates("candidate", keep="last")
+
+
 def valid_observations(observations: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a finite measurement, one per candidate: its latest row, if that is valid
-    (a replaced value stays in the table as history)."""
-    latest = observations.drop_duplicates("candidate", keep="last")
+    """Rows with a finite measurement, one per candidate: its latest row, if that is valid."""
+    latest = latest_observations(observations)
     return latest[latest["valid"]]
 
 

@@ -176,7 +176,7 @@ def status(
     """Rounds done, oracle calls used, hypervolume history and the current Pareto set."""
     from data.objectives import Objective
     from data.store import CampaignStore, StoreError
-    from flows.lab import lab_progress
+    from flows.lab import lab_rounds
     from flows.steps import pareto_table
 
     try:
@@ -186,9 +186,7 @@ def status(
             objectives = [Objective(*spec) for spec in store.meta["objectives"]]
             front = pareto_table(store, objectives)
             meta = store.meta
-            events = store.read("lab_events")
-            lab_rounds = sorted(set(events.loc[events["event"] == "submitted", "round"].tolist()))
-            lab = [(r, lab_progress(store, r)) for r in lab_rounds]
+            lab = lab_rounds(store)
     except StoreError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -261,7 +259,7 @@ def submit(
     _quiet_logs(False)
     from data.results import ResultsError
     from data.store import CampaignLockedError, CampaignStore, StoreError
-    from flows.lab import ingest_file, lab_progress
+    from flows.lab import ingest_file, lab_rounds
     from flows.waiting import SUSPENDED_META
 
     try:
@@ -284,9 +282,7 @@ def submit(
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         console.print(outcome.describe(), highlight=False)
-        rounds = sorted(set(store.read("lab_events").query("event == 'submitted'")["round"].tolist()))
-        for r in rounds:
-            progress = lab_progress(store, r)
+        for r, progress in lab_rounds(store):
             if progress.pending:
                 console.print(
                     f"round {r}: {progress.pending} of {progress.requested} candidate(s) still pending"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from data.dataset import latest_observations, valid_observations
 from data.faults import crash_point
 from data.objectives import Objective
 from data.results import (
@@ -47,6 +48,7 @@ __all__ = [
     "ingest_inbox",
     "ingest_rows",
     "lab_progress",
+    "lab_rounds",
     "request_id",
     "stored_objectives",
     "submit_request",
@@ -87,7 +89,7 @@ def expected_results(store: CampaignStore) -> ExpectedResults:
         for r in sent.itertuples()
     }
     objectives = stored_objectives(store)
-    latest = store.read("observations").drop_duplicates("candidate", keep="last")
+    latest = latest_observations(store.read("observations"))
     values = latest.reindex(columns=[o.name for o in objectives]).to_numpy(dtype=float).tolist()
     measured = {
         str(c): (tuple(v) if ok else None)
@@ -273,8 +275,8 @@ def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder:
     rid = request_id(round_)
     requests = store.read("requests")
     recorded = requests[requests["request_id"] == rid]
+    batch = store.read("batches")
     if recorded.empty:
-        batch = store.read("batches")
         measured = set(store.read("observations")["candidate"])
         todo = [c for c in batch.loc[batch["round"] == round_, "candidate"] if c not in measured]
         recorded = pd.DataFrame(
@@ -287,7 +289,6 @@ def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder:
             }
         )
         store.append("requests", recorded)
-    batch = store.read("batches")
     positions = batch[batch["round"] == round_].set_index("candidate")["position"]
     candidates = recorded["candidate"].tolist()
     request = LabRequest(rid, campaign_id(store), round_, [int(positions[c]) for c in candidates], candidates)
@@ -303,8 +304,14 @@ def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder:
 
 def enough_to_go_on(store: CampaignStore) -> bool:
     """Whether the campaign has the two valid measurements a proxy needs."""
-    latest = store.read("observations").drop_duplicates("candidate", keep="last")
-    return int(latest["valid"].sum()) >= 2
+    return len(valid_observations(store.read("observations"))) >= 2
+
+
+def lab_rounds(store: CampaignStore) -> list[tuple[int, LabProgress]]:
+    """Every round that sent a lab request, with its progress."""
+    events = store.read("lab_events")
+    rounds = sorted(set(events.loc[events["event"] == "submitted", "round"].tolist()))
+    return [(r, lab_progress(store, r)) for r in rounds]
 
 
 @dataclass(frozen=True)
