@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
 from data.objectives import Objective
+from data.spaces import Check
 
 __all__ = [
     "ID_COLUMN",
@@ -63,12 +65,14 @@ class ResultsError(ValueError):
 class ExpectedResults:
     """What a campaign can accept: its id, objectives, the candidates it sent to the lab
     (id -> (round, canonical candidate)) and those already measured (candidate -> its
-    recorded raw values, or None if it was recorded as failed)."""
+    recorded raw values, or None if it was recorded as failed). ``new_round`` is the round
+    that results for candidates never requested are recorded in (None: not accepted)."""
 
     campaign: str
     objectives: tuple[Objective, ...]
     requested: Mapping[str, tuple[int, str]]
     measured: Mapping[str, tuple[float, ...] | None]
+    new_round: int | None = None
 
 
 @dataclass
@@ -192,68 +196,128 @@ def _number(text: str) -> float | None:
 
 
 def validate_results(
-    frame: pd.DataFrame, source: str, expected: ExpectedResults, *, replace: bool = False, row_offset: int = 2
+    frame: pd.DataFrame,
+    source: str,
+    expected: ExpectedResults,
+    *,
+    replace: bool = False,
+    row_offset: int = 2,
+    blank_rows: Literal["pending", "error"] = "pending",
+    check: Callable[[str], Check] | None = None,
+    row_names: Sequence[object] | None = None,
 ) -> ValidatedResults:
     """Check every row of a results table; raise ResultsError listing all problems.
 
-    Rows whose objective cells are all blank (and no failure reason) stay pending; rows
-    that repeat what is recorded are skipped. New values for a candidate that is already
-    measured are an error unless ``replace`` (the old value stays in the history); a
-    candidate recorded as failed may be measured again. ``row_offset`` is the file's row
-    number of the first data row (2 for a CSV with its header on row 1).
+    Rows whose objective cells are all blank (and no failure reason) stay pending, or are
+    an error with ``blank_rows="error"``; rows that repeat what is recorded are skipped.
+    New values for a candidate that is already measured are an error unless ``replace``
+    (the old value stays in the history); a candidate recorded as failed may be measured
+    again. ``row_offset`` is the file's row number of the first data row (2 for a CSV with
+    its header on row 1); ``row_names`` name the rows instead (a DataFrame's index).
+
+    With ``check`` (the space's candidate check), a row may name its candidate instead of
+    its id, and the ``round`` column is optional: a requested candidate is matched to its
+    id, any other is a new measurement recorded in ``expected.new_round``.
     """
     problems: list[str] = []
-    if ID_COLUMN not in frame.columns:
+    by_candidate = check is not None
+    if not by_candidate and ID_COLUMN not in frame.columns:
         problems.append(f"column {ID_COLUMN!r}: missing (copy it from the request file)")
-    if "round" not in frame.columns:
+    if by_candidate and ID_COLUMN not in frame.columns and "candidate" not in frame.columns:
+        problems.append(f"columns {ID_COLUMN!r} and 'candidate': both missing; give either")
+    if not by_candidate and "round" not in frame.columns:
         problems.append("column 'round': missing (copy it from the request file)")
     columns = _objective_columns(frame, expected, problems)
     if problems:
         raise ResultsError(source, problems)
 
+    pending_ids = {
+        candidate: cid
+        for cid, (_, candidate) in expected.requested.items()
+        if candidate not in expected.measured
+    }
     out = ValidatedResults()
-    first_row: dict[str, int] = {}
+    first_row: dict[str, object] = {}
     for i, row in enumerate(frame.to_dict("records")):
-        where = f"row {i + row_offset}"
-        raw_id = str(row[ID_COLUMN]).strip()
+        where = f"row {row_names[i] if row_names is not None else i + row_offset}"
+        raw_id = str(row.get(ID_COLUMN, "") or "").strip()
+        stated = str(row.get("candidate", "") or "").strip()
         cells = {name: str(row[column]).strip() for name, column in columns.items()}
         failure = str(row.get(FAILURE_COLUMN, "") or "").strip()
-        if not raw_id:
+        if not raw_id and not (by_candidate and stated):
             if any(cells.values()) or failure:
-                problems.append(f"{where}: column {ID_COLUMN!r}: empty")
+                what = (
+                    f"columns {ID_COLUMN!r} and 'candidate': both"
+                    if by_candidate
+                    else f"column {ID_COLUMN!r}:"
+                )
+                problems.append(f"{where}: {what} empty")
             continue
-        if raw_id in first_row:
-            problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[raw_id]}")
-            continue
-        first_row[raw_id] = i + row_offset
-        match = _ID.match(raw_id)
-        if match is None:
-            problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id!r} is not a paretolab candidate id")
-            continue
-        if match.group("campaign") != expected.campaign:
-            problems.append(
-                f"{where}: column {ID_COLUMN!r}: {raw_id} belongs to another campaign "
-                f"({match.group('campaign')}; this campaign is {expected.campaign})"
-            )
-            continue
-        if raw_id not in expected.requested:
-            problems.append(f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)")
-            continue
-        round_, candidate = expected.requested[raw_id]
-        stated_round = str(row["round"]).strip()
-        if stated_round != str(round_):
-            problems.append(
-                f"{where}: column 'round': says {stated_round or '(empty)'}, but {raw_id} was "
-                f"requested in round {round_}"
-            )
-            continue
-        stated = str(row.get("candidate", "") or "").strip()
-        if stated and stated != candidate:
-            problems.append(f"{where}: column 'candidate': {stated!r}, but {raw_id} is {candidate!r}")
-            continue
+        if not raw_id:
+            checked = check(stated)  # type: ignore[misc]
+            if checked.canonical is None:
+                problems.append(
+                    f"{where}: column 'candidate': {stated!r} is not in the space ({checked.reason})"
+                )
+                continue
+            candidate = checked.canonical
+            if candidate in first_row:
+                problems.append(
+                    f"{where}: column 'candidate': {stated!r} duplicates row {first_row[candidate]}"
+                )
+                continue
+            first_row[candidate] = row_names[i] if row_names is not None else i + row_offset
+            if candidate in pending_ids:
+                raw_id = pending_ids[candidate]
+                round_ = expected.requested[raw_id][0]
+            elif expected.new_round is None:
+                problems.append(f"{where}: column 'candidate': {stated!r} was never requested")
+                continue
+            else:
+                round_ = expected.new_round
+        else:
+            match = _ID.match(raw_id)
+            if match is None:
+                problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id!r} is not a paretolab candidate id")
+                continue
+            if match.group("campaign") != expected.campaign:
+                problems.append(
+                    f"{where}: column {ID_COLUMN!r}: {raw_id} belongs to another campaign "
+                    f"({match.group('campaign')}; this campaign is {expected.campaign})"
+                )
+                continue
+            if raw_id not in expected.requested:
+                problems.append(
+                    f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)"
+                )
+                continue
+            round_, candidate = expected.requested[raw_id]
+            if candidate in first_row:
+                problems.append(
+                    f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}"
+                )
+                continue
+            first_row[candidate] = row_names[i] if row_names is not None else i + row_offset
+            stated_round = str(row.get("round", "") or "").strip()
+            if (stated_round or not by_candidate) and _number(stated_round) != round_:
+                problems.append(
+                    f"{where}: column 'round': says {stated_round or '(empty)'}, but {raw_id} was "
+                    f"requested in round {round_}"
+                )
+                continue
+            if stated and stated != candidate and (check is None or check(stated).canonical != candidate):
+                problems.append(f"{where}: column 'candidate': {stated!r}, but {raw_id} is {candidate!r}")
+                continue
         filled = [name for name, text in cells.items() if text]
         if not filled and not failure:
-            out.pending += candidate not in expected.measured
+            if blank_rows == "error":
+                problems.append(
+                    f"{where}: columns {', '.join(repr(c) for c in columns.values())}: no values and no "
+                    f"{FAILURE_COLUMN!r}; give the values or a reason it failed, or leave the row out "
+                    "(the candidate stays pending)"
+                )
+            else:
+                out.pending += candidate not in expected.measured
             continue
         if failure:
             if filled:
@@ -298,7 +362,8 @@ def validate_results(
                     ]
                     what = f"{raw_id} ({candidate}) is already measured; new values in {', '.join(differ)}"
                 problems.append(
-                    f"{where}: {what}; use --replace to replace it (the old value is kept in the history)"
+                    f"{where}: {what}; to replace it use --replace (tell(..., replace=True) in Python); "
+                    "the old value is kept in the history"
                 )
                 continue
         out.rounds.append(round_)

@@ -57,6 +57,14 @@ TABLES: dict[str, dict[str, str]] = {
         "acquisition_value": "float64",
         "metrics": "string",
     },
+    # the proxy's prediction for each selected candidate (raw units), one row per objective
+    "predictions": {
+        "round": "int64",
+        "candidate": "string",
+        "objective": "string",
+        "mean": "float64",
+        "std": "float64",
+    },
     # one row per candidate sent to the oracle, written *before* it is sent
     "requests": {
         "request_id": "string",

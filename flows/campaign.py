@@ -37,6 +37,8 @@ __all__ = [
     "Prepared",
     "check_resumable",
     "default_campaign_dir",
+    "open_store",
+    "stored_config_path",
     "prepare",
     "run_campaign",
 ]
@@ -58,6 +60,20 @@ class Prepared:
     setup: CampaignSetup
     campaign_dir: Path
     config_path: Path
+
+
+def stored_config_path(campaign_dir: Path) -> Path:
+    """The config file a campaign was created from, as recorded in its store."""
+    with CampaignStore.open(campaign_dir, lock=False) as store:
+        stored = store.meta.get("config_path")
+    if not stored:
+        raise ConfigError(f"{campaign_dir}: the campaign does not record its config file; name it")
+    path = Path(stored)
+    if not path.exists() and (campaign_dir / path.name).exists():
+        path = campaign_dir / path.name  # a relative path from another working directory
+    if not path.exists():
+        raise ConfigError(f"{campaign_dir}: its config file {stored} is gone; name the config to use")
+    return path
 
 
 def default_campaign_dir(config: CampaignConfig) -> Path:
@@ -106,7 +122,9 @@ def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new:
     return Prepared(config, setup, directory, Path(config_path))
 
 
-def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
+def open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
+    """The prepared campaign's store, locked: opened, or created (with ``force_new`` a
+    campaign already there is kept aside as ``<dir>.old-<timestamp>``)."""
     directory, config = prepared.campaign_dir, prepared.config
     if CampaignStore.exists(directory):
         if not force_new:
@@ -126,7 +144,7 @@ def _open_store(prepared: Prepared, force_new: bool) -> CampaignStore:
             "config": config.identity_data(),
             "objectives": [[o.name, o.direction, o.unit] for o in prepared.setup.objectives],
             "campaign_id": uuid.uuid4().hex[:8],
-            "config_path": str(prepared.config_path),
+            "config_path": str(prepared.config_path.resolve()),
             "tokens": prepared.setup.space.token_names(),
             "created_at": datetime.now(UTC).isoformat(),
         },
@@ -155,7 +173,7 @@ def run_campaign(
     config, setup = prepared.config, prepared.setup
     set_torch_threads(config.runtime.torch_threads)
     device = pick_device(config.runtime.device)
-    store = _open_store(prepared, force_new)
+    store = open_store(prepared, force_new)
     uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
     tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
     try:
@@ -186,6 +204,7 @@ def run_campaign(
                 summary = run_round(store, setup, tracker, round_, size, device)
             if summary.get("awaiting"):
                 awaiting = {
+                    "from": "results" if setup.config.oracle.name == "external" else "the lab",
                     "round": round_,
                     "pending": int(summary["n_pending"]),
                     "requested": int(summary["n_requested"]),

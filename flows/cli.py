@@ -85,7 +85,12 @@ def _pareto_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="campaign YAML, e.g. campaigns/branin_currin.yaml")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="campaign YAML, e.g. campaigns/branin_currin.yaml, or the directory of an existing campaign"
+        ),
+    ],
     campaign_dir: Annotated[
         Path | None, typer.Option("--dir", help="campaign directory (default: runs/<name>)")
     ] = None,
@@ -102,12 +107,15 @@ def run(
     """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
     _quiet_logs(verbose)
     from data.store import StoreError
-    from flows.campaign import PROGRESS_LOGGER, prepare, run_campaign
+    from flows.campaign import PROGRESS_LOGGER, prepare, run_campaign, stored_config_path
     from flows.config import ConfigError
     from flows.runtime import configure_environment
 
     configure_environment()
     try:
+        if config.is_dir():  # a campaign directory: its own config
+            campaign_dir = campaign_dir or config
+            config = stored_config_path(config)
         prepared = prepare(config, campaign_dir, force_new)
     except (ConfigError, StoreError) as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
@@ -147,13 +155,13 @@ def run(
     if result.get("awaiting"):
         wait = result["awaiting"]
         console.print(
-            f"[bold]waiting for the lab[/]: round {wait['round']} sent {wait['requested']} candidate(s), "
+            f"[bold]waiting for {wait['from']}[/]: round {wait['round']} sent "
+            f"{wait['requested']} candidate(s), "
             f"{wait['pending']} still pending.\n"
             f"  request files: {wait['request_dir']}\n"
             f"  send results:  paretolab submit {result['campaign_dir']} RESULTS.csv   "
-            f"(or drop the file into {wait['inbox_dir']})\n"
-            f"  then continue: paretolab run {config}"
-            f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}",
+            f"(or drop the file into {wait['inbox_dir']}, or Campaign.tell in Python)\n"
+            f"  then continue: paretolab run {result['campaign_dir']}",
             highlight=False,
         )
     if not hv:
@@ -288,7 +296,6 @@ def submit(
                     f"round {r}: {progress.pending} of {progress.requested} candidate(s) still pending"
                 )
         suspended = store.meta.get(SUSPENDED_META) if outcome.recorded else None
-        config_path = store.meta.get("config_path", "CONFIG")
     if suspended:
         from prefect.flow_runs import resume_flow_run
 
@@ -303,7 +310,7 @@ def submit(
                 "the Prefect UI or run the campaign again",
                 highlight=False,
             )
-    console.print(f"continue the campaign: paretolab run {config_path} --dir {campaign_dir}", highlight=False)
+    console.print(f"continue the campaign: paretolab run {campaign_dir}", highlight=False)
 
 
 def _raw_ref_point(meta: dict[str, Any], objectives: list[Any]) -> str:

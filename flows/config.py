@@ -48,18 +48,30 @@ class _Strict(BaseModel):
 class GridSpaceConfig(_Strict):
     """A grid of ``dims`` coordinates with ``levels`` levels each."""
 
-    kind: Literal["grid"]
+    kind: Literal["grid"] = "grid"
     dims: int = Field(ge=1, description="number of coordinates")
     levels: int = Field(ge=2, description="levels per coordinate")
 
 
 class SequenceSpaceConfig(_Strict):
-    """Strings over ``alphabet`` with a length in [min_length, max_length]."""
+    """Strings over ``alphabet`` with a length in [min_length, max_length]; ``length: n``
+    is short for ``min_length: n, max_length: n``."""
 
-    kind: Literal["sequence"]
+    kind: Literal["sequence"] = "sequence"
     alphabet: str = Field(min_length=1)
     min_length: int = Field(ge=1)
     max_length: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _length(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "length" in data:
+            data = dict(data)
+            length = data.pop("length")
+            if "min_length" in data or "max_length" in data:
+                raise ValueError("give length, or min_length and max_length, not both")
+            data["min_length"] = data["max_length"] = length
+        return data
 
     @model_validator(mode="after")
     def _lengths(self) -> SequenceSpaceConfig:
@@ -97,7 +109,7 @@ class FingerprintConfig(_Strict):
 class MoleculeSpaceConfig(_Strict):
     """Single molecules (canonical SMILES) generated as SELFIES token sequences."""
 
-    kind: Literal["molecule"]
+    kind: Literal["molecule"] = "molecule"
     max_length: int = Field(64, ge=1, description="most SELFIES tokens of a molecule")
     seeds: str = Field(
         "nci",
@@ -286,6 +298,14 @@ class CampaignConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
 
     _base_dir: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _oracle_by_name(cls, data: Any) -> Any:
+        """``oracle: NAME`` is short for ``oracle: {name: NAME}``."""
+        if isinstance(data, dict) and isinstance(data.get("oracle"), str):
+            data = {**data, "oracle": {"name": data["oracle"]}}
+        return data
 
     @property
     def base_dir(self) -> Path:

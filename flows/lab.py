@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,11 +36,13 @@ from data.results import (
     read_results_file,
     validate_results,
 )
+from data.spaces import Check
 from data.store import CampaignStore
 from oracles.lab import LabOracle, LabRequest
 
 __all__ = [
     "Ingested",
+    "ingest_table",
     "LabProgress",
     "campaign_id",
     "evaluate_lab",
@@ -78,8 +81,9 @@ def stored_objectives(store: CampaignStore) -> tuple[Objective, ...]:
     return tuple(Objective(*spec) for spec in store.meta["objectives"])
 
 
-def expected_results(store: CampaignStore) -> ExpectedResults:
-    """What a results file for this campaign may contain."""
+def expected_results(store: CampaignStore, new_round: int | None = None) -> ExpectedResults:
+    """What a results file for this campaign may contain (candidates never requested only
+    with ``new_round``, the round they are recorded in)."""
     requests = store.read("requests").drop_duplicates(["round", "candidate"])
     batches = store.read("batches")[["round", "candidate", "position"]]
     sent = requests.merge(batches, on=["round", "candidate"], how="inner")
@@ -95,7 +99,7 @@ def expected_results(store: CampaignStore) -> ExpectedResults:
         str(c): (tuple(v) if ok else None)
         for c, ok, v in zip(latest["candidate"], latest["valid"], values, strict=True)
     }
-    return ExpectedResults(cid, objectives, requested, measured)
+    return ExpectedResults(cid, objectives, requested, measured, new_round)
 
 
 @dataclass(frozen=True)
@@ -177,12 +181,29 @@ def _log_results_event(store: CampaignStore, source: str, sha: str, n_rows: int)
 
 
 def _ingest(
-    store: CampaignStore, frame: pd.DataFrame, source: str, sha: str, replace: bool, offset: int
+    store: CampaignStore,
+    frame: pd.DataFrame,
+    source: str,
+    sha: str,
+    replace: bool,
+    offset: int,
+    check: Callable[[str], Check] | None = None,
+    new_round: int | None = None,
+    row_names: Sequence[object] | None = None,
 ) -> Ingested:
     if _already_recorded(store, sha):
         _log_results_event(store, source, sha, 0)  # in case a crash came between the two writes
         return Ingested(source, 0, 0, 0, already=True)
-    validated = validate_results(frame, source, expected_results(store), replace=replace, row_offset=offset)
+    validated = validate_results(
+        frame,
+        source,
+        expected_results(store, new_round),
+        replace=replace,
+        row_offset=offset,
+        blank_rows="pending" if check is None else "error",
+        check=check,
+        row_names=row_names,
+    )
     if not validated.candidates:
         return Ingested(source, 0, validated.pending, 0, validated.unchanged)
     _record(store, validated, source, sha)
@@ -201,6 +222,25 @@ def ingest_file(store: CampaignStore, path: Path, *, replace: bool = False) -> I
     frame = read_results_file(path)
     offset = 2 if path.suffix.lower() == ".csv" else 1
     return _ingest(store, frame, str(path), sha, replace, offset)
+
+
+def ingest_table(
+    store: CampaignStore,
+    frame: pd.DataFrame,
+    source: str,
+    sha: str,
+    check: Callable[[str], Check],
+    *,
+    replace: bool = False,
+    new_round: int,
+    row_offset: int = 2,
+    row_names: Sequence[object] | None = None,
+) -> Ingested:
+    """Validate and record results given as a table of strings by a program (the Python
+    API): each row names its candidate id or its candidate, the ``round`` column is
+    optional, and a row without values needs a failure reason. Candidates never requested
+    are recorded in ``new_round``. ResultsError records nothing."""
+    return _ingest(store, frame, source, sha, replace, row_offset, check, new_round, row_names)
 
 
 def ingest_rows(store: CampaignStore, rows: list[dict[str, Any]], source: str) -> Ingested:

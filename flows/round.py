@@ -22,7 +22,6 @@ from data.store import CampaignStore
 from flows import steps
 from flows.factories import CampaignSetup
 from flows.tracking import CampaignTracker
-from models.rewards import ProxyReward
 
 __all__ = ["SCIENCE_STEPS", "run_round"]
 
@@ -77,28 +76,7 @@ def run_round(
     elif round_ == 0:
         step("initial_design", steps.initial_design)(store, setup, batch_size)
     else:
-        dataset = step("load_dataset", steps.load_dataset)(store, setup, device)
-        metrics["n_train"] = float(len(dataset))
-        model, proxy_metrics = step("fit_proxy", steps.fit_proxy)(setup, dataset, round_)
-        metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
-        ref_point = torch.tensor(store.meta["ref_point"], dtype=torch.double)
-        acqf = step("build_acquisition", steps.build_acquisition)(setup, model, dataset, ref_point, round_)
-        reward = ProxyReward(model, setup.space)
-        proposals: dict[str, list[str]] = {}
-        for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
-            if steps.stored_proposals(store, round_, generator.name).empty:
-                updated = step("update_generator", steps.update_generator)(
-                    store, setup, generator, reward, dataset, round_
-                )
-                metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
-            proposals[generator.name], proposed = step("propose", steps.propose)(
-                store, setup, generator, gen_config.pool_size, round_
-            )
-            metrics |= {f"generator/{generator.name}/{k}": v for k, v in proposed.items()}
-        pool = step("build_pool", steps.build_pool)(store, proposals)
-        metrics["pool_size"] = float(len(pool))
-        metrics |= {f"time/{k}": v for k, v in timings.items()}
-        step("select_batch", steps.select)(store, setup, acqf, pool, batch_size, round_, device, metrics)
+        metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=step)
 
     evaluation = step("evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1)(
         store, setup, round_

@@ -12,9 +12,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,11 +42,15 @@ __all__ = [
     "Pool",
     "build_acquisition",
     "build_pool",
+    "choose_batch",
+    "ensure_ref_point",
     "evaluate",
     "fit_proxy",
     "initial_design",
     "load_dataset",
+    "next_round",
     "pareto_table",
+    "pending_candidates",
     "propose",
     "record",
     "round_generator",
@@ -124,8 +129,11 @@ def build_acquisition(
     dataset: Dataset,
     ref_point: torch.Tensor,
     round_: int,
+    pending: Sequence[str] = (),
 ) -> AcquisitionFunction:
-    """The campaign's acquisition with its fixed reference point."""
+    """The campaign's acquisition with its fixed reference point; ``pending`` candidates
+    (selected, not yet measured) count as pending points, so the batch complements them."""
+    X_pending = setup.space.featurize(list(pending)).to(dataset.X) if pending else None
     with exact_gp():  # pruning the baseline evaluates the posterior
         acqf = build_qlognehvi(
             model,
@@ -133,6 +141,7 @@ def build_acquisition(
             ref_point.to(dataset.X),
             mc_samples=setup.config.acquisition.mc_samples,
             seed=round_seed(setup.config.seed, round_, "acquisition") % (2**31),
+            X_pending=X_pending,
         )
     crash_point("step.build_acquisition")
     return acqf
@@ -258,13 +267,16 @@ def select(
     round_: int,
     device: torch.device,
     metrics: dict[str, float],
+    model: Model | None = None,
 ) -> pd.DataFrame:
-    """Pick the batch from the pool with the acquisition; record it with the round's metrics."""
+    """Pick the batch from the pool with the acquisition; record it with the round's metrics
+    and, given the proxy ``model``, its predictions for the picked candidates."""
     start = time.perf_counter()
     X = setup.space.featurize(pool.candidates).to(device)
     with exact_gp():
         indices, values = select_batch(acqf, X, q)
     metrics = metrics | {"time/select_batch": time.perf_counter() - start}
+    predictions = _predictions(model, X[indices], [pool.candidates[i] for i in indices], setup, round_)
     batch = pd.DataFrame(
         {
             "round": round_,
@@ -280,23 +292,124 @@ def select(
     }
     batch["metrics"] = json.dumps(metrics)
     crash_point("step.select")  # chosen, not recorded
+    if predictions is not None:
+        store.append("predictions", predictions)
     store.append("batches", batch)
     return batch
 
 
-def initial_design(store: CampaignStore, setup: CampaignSetup, n: int) -> pd.DataFrame:
-    """Round 0: ``n`` distinct random candidates, recorded as the first batch."""
-    generator = round_generator(setup.config.seed, 0, "initial-design")
+def _predictions(
+    model: Model | None, X: torch.Tensor, candidates: list[str], setup: CampaignSetup, round_: int
+) -> pd.DataFrame | None:
+    """The proxy's posterior mean and standard deviation, in raw units, one row per
+    candidate and objective."""
+    if model is None or not candidates:
+        return None
+    with torch.no_grad(), exact_gp():
+        posterior = model.posterior(X)
+        mean = to_max_space(posterior.mean.double(), setup.objectives).cpu()  # back to raw units
+        std = posterior.variance.double().clamp_min(0).sqrt().cpu()
+    m = len(setup.objectives)
+    return pd.DataFrame(
+        {
+            "round": round_,
+            "candidate": np.repeat(candidates, m),
+            "objective": [o.name for o in setup.objectives] * len(candidates),
+            "mean": mean.reshape(-1).numpy(),
+            "std": std.reshape(-1).numpy(),
+        }
+    )
+
+
+def pending_candidates(store: CampaignStore) -> list[str]:
+    """Candidates selected for measurement and not measured yet (no value, no failure)."""
+    batches = store.read("batches")
+    measured = set(store.read("observations")["candidate"])
+    return [c for c in batches["candidate"] if c not in measured]
+
+
+def next_round(store: CampaignStore) -> int:
+    """The first round number that nothing has been selected, measured or closed in."""
+    used = [
+        int(store.read(table)["round"].max())
+        for table in ("batches", "observations", "rounds")
+        if len(store.read(table))
+    ]
+    return max(used) + 1 if used else 0
+
+
+def choose_batch(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    round_: int,
+    batch_size: int,
+    device: torch.device,
+    run: Callable[[str, Any], Any] = lambda name, fn: fn,
+) -> dict[str, float]:
+    """Steps 1-7 of a round: fit the proxy, refresh and sample every generator, pool, and
+    select and record the batch. Returns the round's metrics so far.
+
+    ``run(step_name, fn)`` wraps each step: the Prefect flow makes each a task, a plain
+    caller (the Python API) runs them as they are. Candidates selected earlier and not
+    measured yet are pending points of the acquisition and never enter the pool.
+    """
+    metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}
+
+    def step(name: str, fn: Any) -> Any:
+        wrapped = run(name, fn)
+
+        def timed(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return wrapped(*args)
+            finally:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+        return timed
+
+    dataset = step("load_dataset", load_dataset)(store, setup, device)
+    metrics["n_train"] = float(len(dataset))
+    model, proxy_metrics = step("fit_proxy", fit_proxy)(setup, dataset, round_)
+    metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
+    ref_point = torch.tensor(store.meta["ref_point"], dtype=torch.double)
+    pending = pending_candidates(store)
+    metrics["n_pending"] = float(len(pending))
+    acqf = step("build_acquisition", build_acquisition)(setup, model, dataset, ref_point, round_, pending)
+    reward = ProxyReward(model, setup.space)
+    proposals: dict[str, list[str]] = {}
+    for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
+        if stored_proposals(store, round_, generator.name).empty:
+            updated = step("update_generator", update_generator)(
+                store, setup, generator, reward, dataset, round_
+            )
+            metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
+        proposals[generator.name], proposed = step("propose", propose)(
+            store, setup, generator, gen_config.pool_size, round_
+        )
+        metrics |= {f"generator/{generator.name}/{k}": v for k, v in proposed.items()}
+    pool = step("build_pool", build_pool)(store, proposals)
+    metrics["pool_size"] = float(len(pool))
+    metrics |= {f"time/{k}": v for k, v in timings.items()}
+    step("select_batch", select)(store, setup, acqf, pool, batch_size, round_, device, metrics, model)
+    return metrics | {f"time/{k}": v for k, v in timings.items()}
+
+
+def initial_design(store: CampaignStore, setup: CampaignSetup, n: int, round_: int = 0) -> pd.DataFrame:
+    """``n`` distinct random candidates, none measured or selected before, recorded as the
+    batch of ``round_`` (round 0 in a campaign that starts from nothing)."""
+    generator = round_generator(setup.config.seed, round_, "initial-design")
+    taken = set(store.read("observations")["candidate"]) | set(store.read("batches")["candidate"])
     chosen: list[str] = []
     for _ in range(100):
         for x in setup.space.sample(n, generator):
-            if x not in chosen and len(chosen) < n:
+            if x not in chosen and x not in taken and len(chosen) < n:
                 chosen.append(x)
         if len(chosen) == n:
             break
     batch = pd.DataFrame(
         {
-            "round": 0,
+            "round": round_,
             "position": range(len(chosen)),
             "candidate": chosen,
             "generator": INITIAL_DESIGN,
@@ -396,19 +509,14 @@ def record(
 ) -> dict[str, float]:
     """Close the round: Pareto set and hypervolume of measured values, round summary row.
 
-    Round 0 fixes the campaign's reference point (config/oracle, else inferred once).
+    The values are those of rounds up to ``round_`` (a round closed late does not count
+    later rounds' results). The first round closed fixes the campaign's reference point
+    (see :func:`ensure_ref_point`).
     """
     observations = store.read("observations")
+    observations = observations[observations["round"] <= round_]
     Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
-    if "ref_point" not in store.meta:
-        if setup.config_ref_point is not None:
-            ref = setup.config_ref_point
-        else:
-            require_measurements(observations, 1, "infer the reference point")
-            ref = infer_ref_point(Y)
-            logger.info("inferred reference point %s from the initial design", ref.tolist())
-        store.update_meta(ref_point=ref.tolist())
-    ref = torch.tensor(store.meta["ref_point"], dtype=torch.double)
+    ref = ensure_ref_point(store, setup)
     summary = {
         "hypervolume": hypervolume(Y, ref),
         "n_pareto": int(pareto_mask(Y).sum()),
@@ -421,6 +529,22 @@ def record(
         pd.DataFrame([{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]),
     )
     return {k: float(v) for k, v in summary.items()}
+
+
+def ensure_ref_point(store: CampaignStore, setup: CampaignSetup) -> torch.Tensor:
+    """The campaign's reference point in maximization space, fixed once: the config's or
+    oracle's, else inferred from the valid measurements at that time (BoTorch's rule)."""
+    if "ref_point" not in store.meta:
+        if setup.config_ref_point is not None:
+            ref = setup.config_ref_point
+        else:
+            observations = store.read("observations")
+            require_measurements(observations, 1, "infer the reference point")
+            Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
+            ref = infer_ref_point(Y)
+            logger.info("inferred reference point %s from the first measurements", ref.tolist())
+        store.update_meta(ref_point=ref.tolist())
+    return torch.tensor(store.meta["ref_point"], dtype=torch.double)
 
 
 def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:

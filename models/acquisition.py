@@ -28,11 +28,14 @@ def build_qlognehvi(
     *,
     mc_samples: int,
     seed: int,
+    X_pending: Tensor | None = None,
 ) -> AcquisitionFunction:
     """qLogNEHVI on ``model`` with measured ``X_baseline`` ``n x d`` and a fixed ``ref_point``.
 
     ``ref_point`` is in maximization space; the baseline is pruned to the points that
-    may be on the front, which keeps the cost per candidate low.
+    may be on the front, which keeps the cost per candidate low. ``X_pending`` ``p x d``
+    are points selected but not yet measured: their expected improvement is conditioned
+    on, so the batch complements them (Daulton et al. 2021, qNEHVI, Sec. 4).
     """
     return qLogNoisyExpectedHypervolumeImprovement(
         model=model,
@@ -41,6 +44,7 @@ def build_qlognehvi(
         prune_baseline=True,
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
         cache_root=True,
+        X_pending=X_pending,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from oracles.base import Oracle
+from oracles.external import ExternalOracle
 from oracles.hypergrid import HyperGridOracle
 from oracles.lab import LabOracle
 from oracles.molecular import MolecularOracle
@@ -35,6 +36,7 @@ ENTRY_POINT_GROUP = "paretolab.oracles"
 BUILTIN: dict[str, type[Oracle]] = {
     "branin_currin": BraninCurrinOracle,
     "dtlz2": DTLZ2Oracle,
+    "external": ExternalOracle,
     "hypergrid": HyperGridOracle,
     "lab": LabOracle,
     "molecular": MolecularOracle,

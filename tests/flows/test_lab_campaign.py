@@ -100,6 +100,7 @@ def test_lab_campaign_requests_takes_results_and_continues(tmp_path, prefect_api
     first = run_campaign(str(config), str(campaign))
     assert first["stopped_by"] == "awaiting lab results"
     assert first["awaiting"] == {
+        "from": "the lab",
         "round": 0,
         "pending": 4,
         "requested": 4,
@@ -155,7 +156,7 @@ def test_lab_campaign_requests_takes_results_and_continues(tmp_path, prefect_api
     assert result.exit_code == 0, result.output
     assert f"{partial}: recorded 2 result(s); 2 row(s) left blank stay pending" in result.output
     assert "round 0: 2 of 4 candidate(s) still pending" in result.output
-    assert f"continue the campaign: paretolab run {config} --dir {campaign}" in result.output
+    assert f"continue the campaign: paretolab run {campaign}" in result.output
     recorded = _observations(campaign)
     assert recorded["candidate"].tolist() == round0["candidate"].tolist()[:2]
     assert recorded[["branin", "currin"]].values.tolist() == truth[:2]
