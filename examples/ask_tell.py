@@ -12,6 +12,7 @@ the campaign goes on where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 
@@ -33,7 +34,7 @@ def assay(peptides: pd.Series) -> pd.DataFrame:
             continue
         hydrophobic = sum(a in HYDROPHOBIC for a in peptide) / len(peptide)
         charged = sum(a in CHARGED for a in peptide) / len(peptide)
-        runs = sum(a in HYDROPHOBIC and b in HYDROPHOBIC for a, b in zip(peptide, peptide[1:]))
+        runs = sum(a in HYDROPHOBIC and b in HYDROPHOBIC for a, b in itertools.pairwise(peptide))
         rows.append(
             {
                 "binding": round(10 * hydrophobic + 2 * runs / len(peptide), 4),
