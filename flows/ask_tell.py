@@ -140,11 +140,16 @@ def _config_data(
         specs.append({"name": objective.name, "direction": objective.direction, "unit": objective.unit})
     generators = [generator] if isinstance(generator, str | Mapping | BaseModel) else list(generator)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", directory.resolve().name) or "campaign"
+    space = space.model_dump(mode="json") if isinstance(space, BaseModel) else space
+    if isinstance(space, Mapping) and space.get("kind") == "molecule" and space.get("seeds", "nci") != "nci":
+        space = dict(space)
+        # the config is written into the campaign directory: keep the seed file findable
+        space["seeds"] = str(Path(space["seeds"]).resolve())
     return {
         "name": name,
         "rounds": 10,
         **settings,
-        "space": space.model_dump(mode="json") if isinstance(space, BaseModel) else space,
+        "space": space,
         "oracle": {"name": "external", "params": {"objectives": specs}},
         "generators": [
             {"kind": g}
