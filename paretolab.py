@@ -18,9 +18,7 @@ process, and ``paretolab status``, ``paretolab submit`` and ``paretolab run DIR`
 it too. The names below are the public API; everything else is internal.
 """
 
-from __future__ import annotations
-
-from importlib.metadata import version
+import importlib.metadata as _metadata
 
 from data.objectives import Objective
 from data.results import ResultsError
@@ -49,4 +47,4 @@ __all__ = [
     "__version__",
 ]
 
-__version__ = version("paretolab")
+__version__ = _metadata.version("paretolab")
