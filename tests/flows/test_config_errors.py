@@ -23,6 +23,11 @@ CASES = [
     ),
     ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
     ({"rounds": "many"}, "rounds: Input should be a valid integer"),
+    ({"oracle": "external"}, "oracle.params: missing a required argument: 'objectives'"),
+    (
+        {"space": {"kind": "sequence", "alphabet": "AB", "length": 3, "max_length": 4}},
+        "space: Value error, give length, or min_length and max_length, not both",
+    ),
     ({"rounds": "3"}, "rounds: Input should be a valid integer"),
     ({"batch_size": True}, "batch_size: Input should be a valid integer"),
     ({"ref_point": [float("nan"), 1.0]}, "ref_point.0: Input should be a finite number"),
@@ -129,3 +134,16 @@ def test_identity_hash_of_existing_campaigns_is_unchanged():
     from tests.conftest import ROOT
 
     assert load_config(ROOT / "campaigns" / "branin_currin.yaml").identity_hash() == "c8f1cf8a8456a889"
+
+
+def test_shorthands_mean_what_they_stand_for(tmp_path):
+    """``oracle: NAME`` and a sequence space's ``length`` keep the campaign's identity."""
+    short = small_config(oracle="ngram", space={"kind": "sequence", "alphabet": "AVC", "length": 6})
+    long = small_config(
+        oracle={"name": "ngram"},
+        space={"kind": "sequence", "alphabet": "AVC", "min_length": 6, "max_length": 6},
+    )
+    for name, data in (("short", short), ("long", long)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    a, b = load_config(tmp_path / "short.yaml"), load_config(tmp_path / "long.yaml")
+    assert a.identity_hash() == b.identity_hash() and a.space.max_length == 6
