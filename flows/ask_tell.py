@@ -28,12 +28,12 @@ from pydantic import BaseModel
 from data.dataset import latest_observations, raw_values, valid_observations
 from data.objectives import Objective, to_max_space
 from data.pareto import hypervolume
-from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id, read_results_file
+from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
 from data.store import CampaignStore, atomic_write
 from flows import steps
 from flows.campaign import CampaignMismatchError, Prepared, open_store, prepare, stored_config_path
 from flows.config import CampaignConfig, ConfigError, parse_config
-from flows.lab import Ingested, campaign_id, ingest_inbox, ingest_table, submit_request
+from flows.lab import Ingested, campaign_id, ingest_inbox, ingest_table, load_results_file, submit_request
 from flows.runtime import configure_environment, pick_device
 
 __all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told", "close_rounds"]
@@ -110,13 +110,8 @@ def _results_table(
         sha = hashlib.sha256(b"tell(DataFrame)\n" + text.getvalue().encode()).hexdigest()
         return frame, "tell(DataFrame)", sha, 0, labels
     if isinstance(results, str | Path):
-        path = Path(results)
-        try:
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise ResultsError(str(path), [f"cannot read: {exc.strerror}"]) from None
-        frame = read_results_file(path)
-        return frame, str(path), sha, 2 if path.suffix.lower() == ".csv" else 1, None
+        frame, sha, first_row = load_results_file(Path(results))
+        return frame, str(results), sha, first_row, None
     raise TypeError(f"tell() takes a DataFrame or a .csv/.parquet path, not {type(results).__name__}")
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "ingest_rows",
     "lab_progress",
     "lab_rounds",
+    "load_results_file",
     "request_id",
     "stored_objectives",
     "submit_request",
@@ -212,15 +213,20 @@ def _ingest(
     return Ingested(source, len(validated), validated.pending, len(validated.replaced), validated.unchanged)
 
 
-def ingest_file(store: CampaignStore, path: Path, *, replace: bool = False) -> Ingested:
-    """Validate and record a results file (CSV or parquet); ResultsError records nothing."""
+def load_results_file(path: Path) -> tuple[pd.DataFrame, str, int]:
+    """A results file (CSV or parquet) as a table of strings, with its sha256 and the file's
+    row number of its first data row; ResultsError if it cannot be read."""
     path = Path(path)
     try:
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise ResultsError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    frame = read_results_file(path)
-    offset = 2 if path.suffix.lower() == ".csv" else 1
+    return read_results_file(path), sha, 2 if path.suffix.lower() == ".csv" else 1
+
+
+def ingest_file(store: CampaignStore, path: Path, *, replace: bool = False) -> Ingested:
+    """Validate and record a results file (CSV or parquet); ResultsError records nothing."""
+    frame, sha, offset = load_results_file(path)
     return _ingest(store, frame, str(path), sha, replace, offset)
 
 
