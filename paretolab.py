@@ -29,6 +29,7 @@ from flows.config import ConfigError
 from flows.config import GridSpaceConfig as GridSpace
 from flows.config import MoleculeSpaceConfig as MoleculeSpace
 from flows.config import SequenceSpaceConfig as SequenceSpace
+from flows.steps import NotEnoughDataError
 
 __all__ = [
     "BudgetSpentError",
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "GridSpace",
     "MoleculeSpace",
+    "NotEnoughDataError",
     "Objective",
     "ResultsError",
     "SequenceSpace",

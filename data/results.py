@@ -231,11 +231,7 @@ def validate_results(
     if problems:
         raise ResultsError(source, problems)
 
-    pending_ids = {
-        candidate: cid
-        for cid, (_, candidate) in expected.requested.items()
-        if candidate not in expected.measured
-    }
+    ids = {candidate: cid for cid, (_, candidate) in expected.requested.items()}
     out = ValidatedResults()
     first_row: dict[str, object] = {}
     for i, row in enumerate(frame.to_dict("records")):
@@ -267,9 +263,16 @@ def validate_results(
                 )
                 continue
             first_row[candidate] = row_names[i] if row_names is not None else i + row_offset
-            if candidate in pending_ids:
-                raw_id = pending_ids[candidate]
+            if candidate in ids:
+                raw_id = ids[candidate]
                 round_ = expected.requested[raw_id][0]
+                stated_round = str(row.get("round", "") or "").strip()
+                if stated_round and _number(stated_round) != round_:
+                    problems.append(
+                        f"{where}: column 'round': says {stated_round}, but {stated!r} was requested in "
+                        f"round {round_} ({raw_id})"
+                    )
+                    continue
             elif expected.new_round is None:
                 problems.append(f"{where}: column 'candidate': {stated!r} was never requested")
                 continue
@@ -352,15 +355,16 @@ def validate_results(
                 out.unchanged += 1
                 continue
             if recorded is not None and not replace:
+                name = f"{raw_id} ({candidate})" if raw_id else repr(candidate)
                 if failure:
-                    what = f"column {FAILURE_COLUMN!r}: {raw_id} ({candidate}) was measured already"
+                    what = f"column {FAILURE_COLUMN!r}: {name} was measured already"
                 else:
                     differ = [
                         f"{columns[o.name]!r} {cells[o.name]} (recorded {r!r})"
                         for o, v, r in zip(expected.objectives, values, recorded, strict=True)
                         if v != r
                     ]
-                    what = f"{raw_id} ({candidate}) is already measured; new values in {', '.join(differ)}"
+                    what = f"{name} is already measured; new values in {', '.join(differ)}"
                 problems.append(
                     f"{where}: {what}; to replace it use --replace (tell(..., replace=True) in Python); "
                     "the old value is kept in the history"

@@ -74,7 +74,7 @@ def main(directory: str = "runs/ask_tell_example", rounds: int = 4) -> None:
     print(history[["round", "hypervolume", "n_pareto", "n_observations"]].to_string(index=False))
     print(campaign.pareto_front().to_string(index=False))
     first, last = history["hypervolume"].iloc[0], history["hypervolume"].iloc[-1]
-    print(f"hypervolume: {first:.4g} -> {last:.4g} in {len(history) - 1} round(s); campaign in {directory}")
+    print(f"hypervolume: {first:.4g} -> {last:.4g} over {len(history)} round(s); campaign in {directory}")
 
 
 if __name__ == "__main__":

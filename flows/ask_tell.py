@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from data.dataset import latest_observations, raw_values, valid_observations
 from data.objectives import Objective, to_max_space
-from data.pareto import hypervolume
+from data.pareto import hypervolume, infer_ref_point
 from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
 from data.store import CampaignStore, atomic_write
 from flows import steps
@@ -35,6 +35,7 @@ from flows.campaign import CampaignMismatchError, Prepared, open_store, prepare,
 from flows.config import CampaignConfig, ConfigError, parse_config
 from flows.lab import Ingested, campaign_id, ingest_inbox, ingest_table, load_results_file, submit_request
 from flows.runtime import configure_environment, pick_device
+from flows.waiting import SUSPENDED_META, resume_suspended
 
 __all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told", "close_rounds"]
 
@@ -66,11 +67,9 @@ class Told:
 
 
 def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
-    """Record the summary (hypervolume, Pareto set) of every open round whose results are
-    all in, in round order; a round still waiting for results stops the ones after it.
-
-    A round without a batch (measurements told without being asked for) closes at once.
-    Returns the rounds closed now.
+    """Record the summary (hypervolume, Pareto set) of every open round whose batch's
+    results are all in, in round order; a round still waiting stops the ones after it.
+    The first round closed fixes the reference point. Returns the rounds closed now.
     """
     done = set(store.read("rounds")["round"].tolist())
     batches = store.read("batches")
@@ -79,14 +78,14 @@ def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
     continued = set(events.loc[events["event"] == "continued", "round"].tolist())
     measured = set(observations["candidate"])
     closed: list[int] = []
-    for round_ in sorted({*batches["round"].tolist(), *observations["round"].tolist()} - done):
+    for round_ in sorted(set(batches["round"].tolist()) - done):
         batch = batches[batches["round"] == round_]
         if round_ not in continued and not set(batch["candidate"]) <= measured:
             break
         if "ref_point" not in store.meta and setup.config_ref_point is None:
             if valid_observations(observations).empty:
                 break  # nothing valid yet to fix the reference point from
-        metrics = json.loads(batch["metrics"].iloc[0]) if len(batch) else {}
+        metrics = json.loads(batch["metrics"].iloc[0])
         steps.record(store, setup, int(round_), metrics)
         closed.append(int(round_))
     return closed
@@ -279,8 +278,10 @@ class Campaign:
         Fits the proxy on everything measured, refreshes the generators, pools their
         proposals and picks the batch with the acquisition, counting the pending
         candidates (asked, not told) as pending points; pending and measured candidates
-        are never proposed again. With fewer than two valid measurements there is nothing
-        to learn from yet, and the batch is ``initial_design`` random candidates.
+        are never proposed again. The first batch is ``initial_design`` random candidates,
+        unless two valid measurements were told before it; after that, too few valid
+        measurements raise NotEnoughDataError (tell more, or failure reasons are all
+        there is).
 
         Returns one row per candidate: ``candidate_id`` (for :meth:`tell` and lab files),
         ``round``, ``candidate``, ``generator``, ``acquisition`` (the greedy log-EHVI
@@ -298,10 +299,13 @@ class Campaign:
             torch.set_num_threads(config.runtime.torch_threads)
         try:
             with CampaignStore.open(self.directory) as store:
-                closed = self._take_in(store)
+                self._resend(store)
+                for outcome in ingest_inbox(store, store.root / config.lab.inbox_dir):
+                    logger.info(outcome.describe())
+                self._publish(store, close_rounds(store, setup))
                 round_ = steps.next_round(store)
-                enough = len(valid_observations(store.read("observations"))) >= 2
-                size = batch_size or (config.batch_size if enough else config.initial_design)
+                initial = steps.needs_initial_design(store, round_)
+                size = batch_size or (config.initial_design if initial else config.batch_size)
                 if config.budget is not None:
                     left = config.budget - len(store.read("batches"))
                     if left <= 0:
@@ -309,14 +313,12 @@ class Campaign:
                             f"{self.directory}: the budget of {config.budget} candidates is spent"
                         )
                     size = min(size, left)
-                if enough:
-                    steps.ensure_ref_point(store, setup)
-                    steps.choose_batch(store, setup, round_, size, self._device)
-                else:
+                if initial:
                     steps.initial_design(store, setup, size, round_)
+                else:
+                    steps.choose_batch(store, setup, round_, size, self._device)
                 if (store.read("batches")["round"] == round_).any():
                     submit_request(store, setup.oracle, round_, store.root / config.lab.request_dir)
-                self._publish(store, closed)
                 return self._candidates(store, rounds={round_})
         finally:
             torch.set_num_threads(threads)
@@ -341,6 +343,7 @@ class Campaign:
         self._require_outside_results("tell")
         frame, source, sha, first_row, labels = _results_table(results)
         with CampaignStore.open(self.directory) as store:
+            self._resend(store)
             outcome: Ingested = ingest_table(
                 store,
                 frame,
@@ -352,11 +355,21 @@ class Campaign:
                 row_offset=first_row,
                 row_names=labels,
             )
-            if not valid_observations(store.read("observations")).empty:
-                steps.ensure_ref_point(store, self._prepared.setup)
             closed = close_rounds(store, self._prepared.setup)
             self._publish(store, closed)
+            waiting = store.meta.get(SUSPENDED_META) if outcome.recorded else None
         logger.info(outcome.describe())
+        if waiting:  # a deployment's flow run suspended for these results goes on
+            try:
+                logger.info("resumed flow run %s", resume_suspended(waiting))
+            except Exception as exc:  # already resumed, API unreachable, ...
+                logger.warning(
+                    "could not resume flow run %s (%s: %s); the results are recorded: resume it in "
+                    "the Prefect UI or run the campaign again",
+                    waiting["flow_run_id"],
+                    type(exc).__name__,
+                    exc,
+                )
         return Told(outcome.recorded, outcome.replaced, outcome.unchanged, tuple(closed), outcome.already)
 
     # -- reading -----------------------------------------------------------------------
@@ -405,15 +418,19 @@ class Campaign:
         return rounds[columns].sort_values("round").reset_index(drop=True)
 
     def hypervolume(self) -> float:
-        """Hypervolume of everything measured so far, against the campaign's fixed
-        reference point (0.0 before the first valid measurement fixes it)."""
+        """Hypervolume of everything measured so far, against the campaign's reference
+        point. That point is fixed by the first model-based ask or the first closed round
+        (the config's, else inferred from the measurements then); until then it is
+        inferred from what is measured now, by the same rule."""
         with CampaignStore.open(self.directory, lock=False) as store:
             ref = store.meta.get("ref_point")
             valid = valid_observations(store.read("observations"))
-        if ref is None:
-            return 0.0
         Y = to_max_space(raw_values(valid, self.objectives), self.objectives)
-        return hypervolume(Y, torch.tensor(ref, dtype=torch.double))
+        if ref is not None:
+            return hypervolume(Y, torch.tensor(ref, dtype=torch.double))
+        if self._prepared.setup.config_ref_point is not None:
+            return hypervolume(Y, self._prepared.setup.config_ref_point)
+        return hypervolume(Y, infer_ref_point(Y)) if len(Y) else 0.0
 
     # -- internals ---------------------------------------------------------------------
     def _require_outside_results(self, method: str) -> None:
@@ -425,18 +442,12 @@ class Campaign:
                 f"run it with `paretolab run {self.directory}`"
             )
 
-    def _take_in(self, store: CampaignStore) -> list[int]:
-        """Requests cut off by a crash, and results that arrived by other ways (the inbox
-        folder, ``paretolab submit``)."""
+    def _resend(self, store: CampaignStore) -> None:
+        """Send the requests of batches a crash cut off before they were sent (each request
+        is sent once: :func:`flows.lab.submit_request` is idempotent)."""
         folder = store.root / self.config.lab.request_dir
         for round_ in sorted(set(store.read("batches")["round"].tolist())):
-            submit_request(store, self._prepared.setup.oracle, int(round_), folder)  # once per round
-        inbox = store.root / self.config.lab.inbox_dir
-        for outcome in ingest_inbox(store, inbox):
-            logger.info(outcome.describe())
-        if not valid_observations(store.read("observations")).empty:
-            steps.ensure_ref_point(store, self._prepared.setup)
-        return close_rounds(store, self._prepared.setup)
+            submit_request(store, self._prepared.setup.oracle, int(round_), folder)
 
     def _ids(self, store: CampaignStore) -> dict[tuple[int, str], str]:
         batches = store.read("batches")
@@ -486,11 +497,15 @@ class Campaign:
         from flows.tracking import CampaignTracker, default_tracking_uri
 
         config = self.config
-        if self._tracker is None:
-            uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
-            self._tracker = CampaignTracker(
-                uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts"
-            )
-            self._tracker.start(store, config.model_dump(mode="json"), config.name)
-        self._tracker.publish(store, self._prepared.setup)
-        self._tracker.wait()
+        try:
+            if self._tracker is None:
+                uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
+                tracker = CampaignTracker(
+                    uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts"
+                )
+                tracker.start(store, config.model_dump(mode="json"), config.name)
+                self._tracker = tracker
+            self._tracker.publish(store, self._prepared.setup)
+            self._tracker.wait()
+        except Exception as exc:  # what is recorded matters more; the next call logs it
+            logger.warning("logging round(s) %s to MLflow failed (%s: %s)", closed, type(exc).__name__, exc)

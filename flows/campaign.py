@@ -190,7 +190,7 @@ def run_campaign(
         for round_ in range(config.rounds + 1):
             if round_ in done:
                 continue
-            size = config.initial_design if round_ == 0 else config.batch_size
+            size = config.initial_design if steps.needs_initial_design(store, round_) else config.batch_size
             if config.budget is not None:
                 batches = store.read("batches")
                 size = min(size, config.budget - len(batches))

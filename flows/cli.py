@@ -297,11 +297,10 @@ def submit(
                 )
         suspended = store.meta.get(SUSPENDED_META) if outcome.recorded else None
     if suspended:
-        from prefect.flow_runs import resume_flow_run
+        from flows.waiting import resume_suspended
 
         try:
-            resume_flow_run(suspended["flow_run_id"], run_input={"results": []})
-            console.print(f"resumed flow run {suspended['flow_run_id']}", highlight=False)
+            console.print(f"resumed flow run {resume_suspended(suspended)}", highlight=False)
             return
         except Exception as exc:  # already resumed, API unreachable, ...
             errors.print(

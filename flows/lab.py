@@ -192,6 +192,8 @@ def _ingest(
     new_round: int | None = None,
     row_names: Sequence[object] | None = None,
 ) -> Ingested:
+    if replace:  # the same table told again to replace values is another telling
+        sha = hashlib.sha256(f"{sha}:replace".encode()).hexdigest()
     if _already_recorded(store, sha):
         _log_results_event(store, source, sha, 0)  # in case a crash came between the two writes
         return Ingested(source, 0, 0, 0, already=True)

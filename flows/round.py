@@ -73,7 +73,7 @@ def run_round(
     if len(chosen):
         logger.info("round %d: batch already selected, resuming at evaluation", round_)
         metrics |= json.loads(chosen["metrics"].iloc[0])
-    elif round_ == 0:
+    elif steps.needs_initial_design(store, round_):
         step("initial_design", steps.initial_design)(store, setup, batch_size)
     else:
         metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=step)

@@ -48,6 +48,7 @@ __all__ = [
     "fit_proxy",
     "initial_design",
     "load_dataset",
+    "needs_initial_design",
     "next_round",
     "pareto_table",
     "pending_candidates",
@@ -322,20 +323,35 @@ def _predictions(
 
 
 def pending_candidates(store: CampaignStore) -> list[str]:
-    """Candidates selected for measurement and not measured yet (no value, no failure)."""
+    """Candidates selected for measurement and not measured yet (no value, no failure),
+    except those of lab rounds that went on without them (``continue_after_hours``)."""
     batches = store.read("batches")
+    events = store.read("lab_events")
+    given_up = set(events.loc[events["event"] == "continued", "round"].tolist())
     measured = set(store.read("observations")["candidate"])
-    return [c for c in batches["candidate"] if c not in measured]
+    return [
+        c
+        for c, r in zip(batches["candidate"], batches["round"], strict=True)
+        if c not in measured and r not in given_up
+    ]
 
 
 def next_round(store: CampaignStore) -> int:
-    """The first round number that nothing has been selected, measured or closed in."""
+    """The round the next batch belongs to: the first with no batch and not closed.
+
+    Measurements told without being asked for are recorded in it too, so the round
+    numbers (and with them every seed) do not depend on how results were told.
+    """
     used = [
-        int(store.read(table)["round"].max())
-        for table in ("batches", "observations", "rounds")
-        if len(store.read(table))
+        int(store.read(table)["round"].max()) for table in ("batches", "rounds") if len(store.read(table))
     ]
     return max(used) + 1 if used else 0
+
+
+def needs_initial_design(store: CampaignStore, round_: int) -> bool:
+    """Whether round ``round_``'s batch is the random initial design: round 0, without the
+    two valid measurements a proxy needs (measurements told beforehand may provide them)."""
+    return round_ == 0 and len(valid_observations(store.read("observations"))) < 2
 
 
 def choose_batch(
@@ -372,7 +388,7 @@ def choose_batch(
     metrics["n_train"] = float(len(dataset))
     model, proxy_metrics = step("fit_proxy", fit_proxy)(setup, dataset, round_)
     metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
-    ref_point = torch.tensor(store.meta["ref_point"], dtype=torch.double)
+    ref_point = ensure_ref_point(store, setup)
     pending = pending_candidates(store)
     metrics["n_pending"] = float(len(pending))
     acqf = step("build_acquisition", build_acquisition)(setup, model, dataset, ref_point, round_, pending)

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.flow_runs import suspend_flow_run
+from prefect.flow_runs import resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled
@@ -27,7 +27,7 @@ from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
 from data.store import CampaignStore
 from flows.lab import ingest_rows, stored_objectives
 
-__all__ = ["can_suspend", "lab_form", "suspend_for_lab", "take_form_input"]
+__all__ = ["can_suspend", "lab_form", "resume_suspended", "suspend_for_lab", "take_form_input"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,13 @@ def suspend_for_lab(store: CampaignStore, round_: int) -> None:
     store.update_meta(**{SUSPENDED_META: {"flow_run_id": str(run.id), "key": key, "round": round_}})
     logger.info("round %d: suspending flow run %s until the lab's results come in", round_, run.id)
     suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=key)
+
+
+def resume_suspended(waiting: dict[str, Any]) -> str:
+    """Resume the flow run suspended for results (``meta[SUSPENDED_META]``) once some are
+    recorded; it takes over from the store. Returns its id; raises if Prefect refuses."""
+    resume_flow_run(waiting["flow_run_id"], run_input={"results": []})
+    return str(waiting["flow_run_id"])
 
 
 def _rows(given: Any) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import re
 import subprocess
@@ -30,7 +31,7 @@ CAMPAIGN_METHODS = [
 def test_the_public_names_are_exactly_all_and_documented():
     public = {name for name in dir(pl) if not name.startswith("_")}
     assert public == set(pl.__all__) - {"__version__"}
-    assert pl.__version__ == "0.1.0"
+    assert pl.__version__ == importlib.metadata.version("paretolab")
     for name in public:
         assert inspect.getdoc(getattr(pl, name)), f"paretolab.{name} has no docstring"
     for name in CAMPAIGN_METHODS:
@@ -57,10 +58,10 @@ def test_the_example_runs_raises_the_hypervolume_and_continues(tmp_path):
         return done.stdout
 
     out = run(3)
-    first, last, rounds = re.search(r"hypervolume: (\S+) -> (\S+) in (\d+) round\(s\)", out).groups()
+    first, last, rounds = re.search(r"hypervolume: (\S+) -> (\S+) over (\d+) round\(s\)", out).groups()
     assert rounds == "3" and float(last) > float(first), out
     out = run(1)  # the same directory: the campaign goes on
-    assert re.search(r"in 4 round\(s\)", out), out
+    assert re.search(r"over 4 round\(s\)", out), out
     campaign = pl.Campaign.open(directory)
-    assert campaign.history()["round"].tolist() == [0, 1, 2, 3, 4]
+    assert campaign.history()["round"].tolist() == [0, 1, 2, 3]
     assert campaign.pending().empty and len(campaign.measurements()) == 10 + 4 * 8

@@ -226,6 +226,30 @@ def test_every_space_and_generator_asks_the_same_batch_for_the_same_seed(tmp_pat
         pd.testing.assert_frame_equal(mine, theirs)
 
 
+def test_how_results_are_told_does_not_change_what_is_asked(tmp_path):
+    """Known data told in one table or two, round 0 told at once or bit by bit: the same
+    rounds, the same reference point, the same next batch."""
+    known = pd.DataFrame({"candidate": ["0,0", "3,4", "15,15", "8,2"]})
+    values = TRUTH(known["candidate"].tolist()).values.numpy()
+    known = known.assign(branin=values[:, 0], currin=values[:, 1])
+    asked, refs = [], []
+    for name, pieces in (("whole", [known]), ("split", [known.iloc[:1], known.iloc[1:]])):
+        campaign = _campaign(tmp_path / name)
+        for piece in pieces:
+            campaign.tell(piece)
+        first = campaign.ask()
+        results = measured(first)
+        for piece in [results] if name == "whole" else [results.iloc[:1], results.iloc[1:]]:
+            campaign.tell(piece)
+        asked.append((first.drop(columns=ID_COLUMN), campaign.ask().drop(columns=ID_COLUMN)))
+        with CampaignStore.open(campaign.directory, lock=False) as store:
+            refs.append(store.meta["ref_point"])
+        assert campaign.history()["round"].tolist() == [0]
+    assert refs[0] == refs[1]
+    for mine, theirs in zip(*asked, strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
+
+
 def test_a_campaign_continues_in_another_process(tmp_path):
     campaign = _campaign(tmp_path / "shared")
     results = tmp_path / "round0.csv"
@@ -455,6 +479,7 @@ def test_tell_rejects_bad_input_as_a_whole(asked, case):
     edit, expected = BAD[case]
     bad = edit(good, batch)
     before = _tables(campaign.directory, "observations", "lab_events", "rounds")
+    meta = json.loads((campaign.directory / "campaign.json").read_text())
     with pytest.raises(pl.ResultsError) as error:
         campaign.tell(bad)
     message = str(error.value)
@@ -465,6 +490,7 @@ def test_tell_rejects_bad_input_as_a_whole(asked, case):
         before, _tables(campaign.directory, "observations", "lab_events", "rounds"), strict=True
     ):
         pd.testing.assert_frame_equal(was, now)
+    assert json.loads((campaign.directory / "campaign.json").read_text()) == meta
     assert len(campaign.pending()) == 4
 
 
@@ -496,16 +522,18 @@ def test_tell_lists_every_problem_and_names_a_file_by_its_rows(asked, tmp_path):
 
 def test_tell_takes_failures_known_measurements_partial_results_and_replacements(tmp_path):
     campaign = _campaign(tmp_path / "good", initial_design=4)
-    # measurements the team has already: rows name candidates, no ids; recorded as round 0
+    # measurements the team has already: rows name candidates, no ids; they join round 0,
+    # which closes with its batch
     known = pd.DataFrame({"candidate": ["0,0", " 3,4", "15,15"]})
     values = TRUTH(["0,0", "3,4", "15,15"]).values.numpy()
     told = campaign.tell(known.assign(branin=values[:, 0], currin=values[:, 1]))
-    assert told == pl.Told(3, 0, 0, (0,))
+    assert told == pl.Told(3, 0, 0, ())
     assert campaign.measurements()["candidate"].tolist() == ["0,0", "3,4", "15,15"]
-    assert (campaign.measurements()[ID_COLUMN] == "").all() and campaign.history()["round"].tolist() == [0]
+    assert (campaign.measurements()[ID_COLUMN] == "").all() and campaign.history().empty
+    assert campaign.hypervolume() > 0  # against a reference point inferred from them, not fixed yet
 
-    batch = campaign.ask()  # three valid measurements: a model-based round 1
-    assert (batch["round"] == 1).all() and batch["branin_mean"].notna().all()
+    batch = campaign.ask()  # three valid measurements: round 0 is already model-based
+    assert (batch["round"] == 0).all() and batch["branin_mean"].notna().all()
     results = measured(batch)
     results["failure_reason"] = ["", "", "crystallized"]
     results.loc[2, ["branin", "currin"]] = float("nan")
@@ -514,7 +542,8 @@ def test_tell_takes_failures_known_measurements_partial_results_and_replacements
     failed = campaign.measurements().set_index(ID_COLUMN).loc[batch[ID_COLUMN][2]]
     assert failed["failure_reason"] == "crystallized" and pd.isna(failed["branin"])
     assert campaign.tell(results.iloc[[0, 2]]).already  # the same table again: nothing new
-    assert campaign.tell(results.iloc[[1]]).closed_rounds == (1,)
+    assert campaign.tell(results.iloc[[1]]).closed_rounds == (0,)
+    assert campaign.history()["n_observations"].tolist() == [6]
 
     # a new value for a measured candidate replaces it only when asked to; the old one is history
     again = results.iloc[[0]].assign(branin=1.25)
@@ -523,8 +552,19 @@ def test_tell_takes_failures_known_measurements_partial_results_and_replacements
     assert campaign.tell(again, replace=True) == pl.Told(1, 1, 0, ())
     latest = campaign.measurements().set_index(ID_COLUMN).loc[batch[ID_COLUMN][0], "branin"]
     assert latest == 1.25
+    # told again with replace, the first table undoes the replacement
+    assert campaign.tell(results.iloc[[0]], replace=True) == pl.Told(1, 1, 0, ())
+    latest = campaign.measurements().set_index(ID_COLUMN).loc[batch[ID_COLUMN][0], "branin"]
+    assert latest == results["branin"][0]
     observations = _tables(campaign.directory, "observations")[0]
-    assert (observations["candidate"] == batch["candidate"][0]).sum() == 2
+    assert (observations["candidate"] == batch["candidate"][0]).sum() == 3
+    # a measured, asked candidate named by its candidate string keeps its id and round
+    by_name = pd.DataFrame({"candidate": [batch["candidate"][1]], "branin": [9.0], "currin": [9.0]})
+    with pytest.raises(pl.ResultsError, match=rf"row 0: {batch[ID_COLUMN][1]} \(.*\) is already measured"):
+        campaign.tell(by_name)
+    campaign.tell(by_name, replace=True)
+    replaced = campaign.measurements().set_index("candidate").loc[batch["candidate"][1]]
+    assert replaced[ID_COLUMN] == batch[ID_COLUMN][1] and replaced["round"] == 0
 
 
 def test_creating_and_asking_refuse_what_cannot_work(tmp_path):
