@@ -1,6 +1,7 @@
 """A lab campaign run as a Prefect deployment: while it waits for the lab its flow run is
 *suspended* (its process has exited), the Prefect UI's form resumes it with results, and
-``paretolab submit`` records a file and resumes it. Real server, real runner."""
+``paretolab submit`` (a file) or ``Campaign.tell`` (Python) records results and resumes
+it. Real server, real runner."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
 
+import paretolab as pl
 from data.results import ID_COLUMN
 from data.store import CampaignStore
 from tests.conftest import ROOT
@@ -49,7 +51,7 @@ def _rounds_done(campaign: Path) -> list[int]:
 
 
 def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_api, tmp_path):
-    config = _config(tmp_path / "lab.yaml", rounds=2)
+    config = _config(tmp_path / "lab.yaml", rounds=3)
     campaign = tmp_path / "campaign"
     env = {
         **os.environ,
@@ -118,11 +120,26 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
             assert time.monotonic() < deadline, _state(run.id)
             time.sleep(1)
 
-        # the form is filled in for round 2, but before the suspended run runs again another
+        # results told from Python are recorded, round 2 closes, and the run resumes to round 3
+        pending = pl.Campaign.open(campaign).pending()
+        values = TRUTH(pending["candidate"].tolist()).values.tolist()
+        told = pl.Campaign.open(campaign).tell(
+            pending[[ID_COLUMN]].assign(
+                **{"branin [mm]": [v[0] for v in values], "currin [s]": [v[1] for v in values]}
+            )
+        )
+        assert told.recorded == 2 and told.closed_rounds == (2,)
+        deadline = time.monotonic() + 240
+        while not _request(campaign, 3).is_file() or _state(run.id).name != "Suspended":
+            assert time.monotonic() < deadline, _state(run.id)
+            time.sleep(1)
+        assert _rounds_done(campaign) == [0, 1, 2]
+
+        # the form is filled in for round 3, but before the suspended run runs again another
         # run takes the campaign over (here `paretolab run`; in a team, the next scheduled
         # run): it records the form's input, cancels the old run, and finishes the campaign
         server.send_signal(signal.SIGSTOP)  # the runner cannot pick the resumed run up
-        rows = pd.read_csv(_request(campaign, 2), dtype=str, keep_default_na=False)
+        rows = pd.read_csv(_request(campaign, 3), dtype=str, keep_default_na=False)
         values = TRUTH(rows["candidate"].tolist()).values.tolist()
         resume_flow_run(
             run.id,
@@ -143,12 +160,12 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
         )
         assert local.returncode == 0, local.stderr[-3000:]
         assert _state(run.id).name == "Cancelled"
-        assert _rounds_done(campaign) == [0, 1, 2]
+        assert _rounds_done(campaign) == [0, 1, 2, 3]
         with CampaignStore.open(campaign, lock=False) as store:
             observations = store.read("observations")
             assert store.meta["lab_suspended"] is None
         assert observations["candidate"].is_unique and observations["valid"].all()
-        assert len(observations) == 8
+        assert len(observations) == 10
     finally:
         server.send_signal(signal.SIGCONT)
         server.terminate()
