@@ -163,7 +163,8 @@ def run_campaign(
 
     With a lab oracle a round may wait for results: a deployment's flow run is then
     suspended (see ``flows/waiting.py``); any other run returns with ``stopped_by``
-    ``"awaiting lab results"`` and the next run goes on from the store.
+    ``"awaiting lab results"`` (``"awaiting results"`` for an external oracle) and the next
+    run goes on from the store.
 
     Returns a summary: campaign directory, rounds done, hypervolume history, oracle
     calls, the MLflow run, the Pareto front, and what the lab still owes.
@@ -212,13 +213,12 @@ def run_campaign(
                     "inbox_dir": str(store.root / config.lab.inbox_dir),
                 }
                 _emit("awaiting", **awaiting)
+                stopped = "awaiting results" if awaiting["from"] == "results" else "awaiting lab results"
                 tracker.awaiting(
-                    f"awaiting lab results: round {round_}, {awaiting['pending']} of "
-                    f"{awaiting['requested']} pending"
+                    f"{stopped}: round {round_}, {awaiting['pending']} of {awaiting['requested']} pending"
                 )
                 if can_suspend():
                     suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
-                stopped = "awaiting lab results"
                 break
             _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
         if awaiting is None:

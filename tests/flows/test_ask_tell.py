@@ -24,6 +24,7 @@ from data.results import ID_COLUMN
 from data.spaces import GridSpace
 from data.store import CampaignStore
 from flows import steps
+from flows.campaign import run_campaign
 from flows.cli import app
 from oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
@@ -312,6 +313,7 @@ def test_an_external_campaign_from_yaml_waits_for_results_told_from_python(tmp_p
     )
     directory = tmp_path / "runs" / "external"
 
+    assert run_campaign(str(config), str(directory))["stopped_by"] == "awaiting results"
     result = _cli("run", str(config), "--dir", str(directory))
     assert result.exit_code == 0, result.output
     assert "waiting for results: round 0 sent 4 candidate(s), 4 still pending." in result.output
