@@ -117,6 +117,7 @@ TABLES: dict[str, dict[str, str]] = {
 
 _PART = re.compile(r"^(\d{8})\.parquet$")
 _CHECKPOINT = re.compile(r"^round_(\d+)\.pt$")
+_INITIAL_CHECKPOINT = "initial.pt"
 
 
 class StoreError(RuntimeError):
@@ -254,18 +255,20 @@ class CampaignStore:
     def _checkpoint_dir(self, generator: str) -> Path:
         return self.root / "checkpoints" / generator
 
-    def save_checkpoint(self, generator: str, round_: int, state: dict[str, Any]) -> Path:
-        """Atomically store a generator's state after training in ``round_``."""
+    def save_checkpoint(self, generator: str, round_: int | None, state: dict[str, Any]) -> Path:
+        """Atomically store a generator's state after training in ``round_``; ``None`` stores
+        its untrained state, which a retry of its first training starts from."""
         self._require_lock()
         folder = self._checkpoint_dir(generator)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"round_{round_:04d}.pt"
+        path = folder / (_INITIAL_CHECKPOINT if round_ is None else f"round_{round_:04d}.pt")
         atomic_write(path, lambda fh: torch.save(state, fh))
         crash_point("store.checkpoint_saved")
         return path
 
     def load_checkpoint(self, generator: str, before_round: int) -> tuple[int, dict[str, Any]] | None:
-        """The latest checkpoint of ``generator`` from a round before ``before_round``."""
+        """The latest checkpoint of ``generator`` from a round before ``before_round``, else
+        its untrained state (round -1) if stored."""
         folder = self._checkpoint_dir(generator)
         rounds = (
             sorted(int(m.group(1)) for p in folder.glob("round_*.pt") if (m := _CHECKPOINT.match(p.name)))
@@ -273,11 +276,14 @@ class CampaignStore:
             else []
         )
         rounds = [r for r in rounds if r < before_round]
-        if not rounds:
+        if rounds:
+            found, path = rounds[-1], folder / f"round_{rounds[-1]:04d}.pt"
+        elif (folder / _INITIAL_CHECKPOINT).is_file():
+            found, path = -1, folder / _INITIAL_CHECKPOINT
+        else:
             return None
-        path = folder / f"round_{rounds[-1]:04d}.pt"
         try:
-            return rounds[-1], torch.load(path, map_location="cpu", weights_only=True)
+            return found, torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for damaged files
             raise StoreError(f"{path}: corrupted or truncated generator checkpoint ({exc})") from None
 

@@ -41,6 +41,9 @@ __all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told", "close
 
 logger = logging.getLogger(__name__)
 
+_LOGGED_META = "mlflow_logged_through"
+"""Meta field: the last round the Python API logged to MLflow."""
+
 CONFIG_FILE = "campaign.yaml"
 """The config of a campaign created from Python, written into its directory."""
 
@@ -69,7 +72,8 @@ class Told:
 def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
     """Record the summary (hypervolume, Pareto set) of every open round whose batch's
     results are all in, in round order; a round still waiting stops the ones after it.
-    The first round closed fixes the reference point. Returns the rounds closed now.
+    Measurements told after the last batch close with the next batch, or at once when the
+    budget allows no further batch. Returns the rounds closed now.
     """
     done = set(store.read("rounds")["round"].tolist())
     batches = store.read("batches")
@@ -88,6 +92,12 @@ def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
         metrics = json.loads(batch["metrics"].iloc[0])
         steps.record(store, setup, int(round_), metrics)
         closed.append(int(round_))
+    else:
+        trailing = steps.next_round(store)
+        budget = setup.config.budget
+        if budget is not None and len(batches) >= budget and (observations["round"] == trailing).any():
+            steps.record(store, setup, trailing, {})  # no batch can follow: close what was told
+            closed.append(trailing)
     return closed
 
 
@@ -305,6 +315,12 @@ class Campaign:
                 self._publish(store, close_rounds(store, setup))
                 round_ = steps.next_round(store)
                 initial = steps.needs_initial_design(store, round_)
+                if not initial and len(valid_observations(store.read("observations"))) < 2:
+                    raise steps.NotEnoughDataError(
+                        f"{self.directory}: the proxy needs two valid measurements before round "
+                        f"{round_} can be chosen; tell the results of the pending candidates (or "
+                        "measurements you have) first"
+                    )
                 size = batch_size or (config.initial_design if initial else config.batch_size)
                 if config.budget is not None:
                     left = config.budget - len(store.read("batches"))
@@ -491,8 +507,10 @@ class Campaign:
         return table.reset_index(drop=True)
 
     def _publish(self, store: CampaignStore, closed: list[int]) -> None:
-        """Log newly closed rounds to the campaign's MLflow run (as ``paretolab run`` does)."""
-        if not closed:
+        """Log closed rounds that MLflow lacks to the campaign's run (as ``paretolab run``
+        does); one whose logging failed or was cut off is logged by the next call."""
+        rounds = store.read("rounds")["round"]
+        if not len(rounds) or int(rounds.max()) <= store.meta.get(_LOGGED_META, -1):
             return
         from flows.tracking import CampaignTracker, default_tracking_uri
 
@@ -507,5 +525,6 @@ class Campaign:
                 self._tracker = tracker
             self._tracker.publish(store, self._prepared.setup)
             self._tracker.wait()
+            store.update_meta(**{_LOGGED_META: int(rounds.max())})
         except Exception as exc:  # what is recorded matters more; the next call logs it
             logger.warning("logging round(s) %s to MLflow failed (%s: %s)", closed, type(exc).__name__, exc)

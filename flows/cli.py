@@ -213,7 +213,7 @@ def status(
     console.print(history)
     done = int(rounds["round"].max()) if len(rounds) else None
     console.print(
-        f"rounds done: {'none' if done is None else done} (round 0 = initial design)   "
+        f"rounds done: {'none' if done is None else done} (round 0 = the first batch)   "
         f"oracle calls used: {len(requests)}   reference point: {_raw_ref_point(meta, objectives)}"
     )
     for r, progress in lab:

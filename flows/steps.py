@@ -63,7 +63,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 INITIAL_DESIGN = "initial"
-"""Generator name recorded for the random initial design (round 0)."""
+"""Generator name recorded for a random initial design (round 0's batch, unless two valid
+measurements were told before it)."""
 
 
 def _now() -> str:
@@ -104,7 +105,7 @@ def require_measurements(observations: pd.DataFrame, n: int, purpose: str) -> No
     why = "; ".join(f"{count} x {reason}" for reason, count in reasons.items()) or "nothing measured"
     raise NotEnoughDataError(
         f"need at least {n} valid measurement(s) to {purpose}, have {valid} ({why}); "
-        "check the oracle, or start over with a larger initial_design"
+        "check the oracle (or tell more results), or start over with a larger initial_design"
     )
 
 
@@ -168,7 +169,7 @@ def update_generator(
         if checkpoint is not None:
             generator.load_state_dict(checkpoint[1])
         elif state := generator.state_dict():  # the untrained state, for a retry to start from
-            store.save_checkpoint(generator.name, 0, state)
+            store.save_checkpoint(generator.name, None, state)
     generator.trained_round = None  # until this update is stored: a retry reloads
     metrics = generator.update(
         reward, dataset, round_generator(setup.config.seed, round_, f"update-{generator.name}")
@@ -337,7 +338,7 @@ def pending_candidates(store: CampaignStore) -> list[str]:
 
 
 def next_round(store: CampaignStore) -> int:
-    """The round the next batch belongs to: the first with no batch and not closed.
+    """The round the next batch belongs to: the one after the last batch or closed round.
 
     Measurements told without being asked for are recorded in it too, so the round
     numbers (and with them every seed) do not depend on how results were told.
@@ -526,13 +527,13 @@ def record(
     """Close the round: Pareto set and hypervolume of measured values, round summary row.
 
     The values are those of rounds up to ``round_`` (a round closed late does not count
-    later rounds' results). The first round closed fixes the campaign's reference point
-    (see :func:`ensure_ref_point`).
+    later rounds' results). If the campaign's reference point is not fixed yet, this fixes
+    it (see :func:`ensure_ref_point`).
     """
     observations = store.read("observations")
     observations = observations[observations["round"] <= round_]
     Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
-    ref = ensure_ref_point(store, setup)
+    ref = ensure_ref_point(store, setup, round_)
     summary = {
         "hypervolume": hypervolume(Y, ref),
         "n_pareto": int(pareto_mask(Y).sum()),
@@ -547,14 +548,19 @@ def record(
     return {k: float(v) for k, v in summary.items()}
 
 
-def ensure_ref_point(store: CampaignStore, setup: CampaignSetup) -> torch.Tensor:
+def ensure_ref_point(
+    store: CampaignStore, setup: CampaignSetup, up_to_round: int | None = None
+) -> torch.Tensor:
     """The campaign's reference point in maximization space, fixed once: the config's or
-    oracle's, else inferred from the valid measurements at that time (BoTorch's rule)."""
+    oracle's, else inferred (BoTorch's rule) from the valid measurements at that time, of
+    rounds up to ``up_to_round`` if given."""
     if "ref_point" not in store.meta:
         if setup.config_ref_point is not None:
             ref = setup.config_ref_point
         else:
             observations = store.read("observations")
+            if up_to_round is not None:
+                observations = observations[observations["round"] <= up_to_round]
             require_measurements(observations, 1, "infer the reference point")
             Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
             ref = infer_ref_point(Y)

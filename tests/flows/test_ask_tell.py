@@ -251,6 +251,33 @@ def test_how_results_are_told_does_not_change_what_is_asked(tmp_path):
         pd.testing.assert_frame_equal(mine, theirs)
 
 
+def test_an_ask_cut_off_in_training_is_asked_again_from_the_untrained_generator(tmp_path):
+    """Round 0 chosen by the model trains a GFlowNet from scratch; if that ask fails after
+    training (here: an error right after the update), asking again in the same process
+    trains from the untrained state again and asks what an uninterrupted campaign asks."""
+    known = pd.DataFrame({"candidate": ["0,0", "3,4", "15,15", "8,2"]})
+    values = TRUTH(known["candidate"].tolist()).values.numpy()
+    known = known.assign(branin=values[:, 0], currin=values[:, 1])
+    batches = []
+    for name in ("cut", "whole"):
+        campaign = _campaign(tmp_path / name, generator={"kind": "mogfn", **TINY_GFN})
+        campaign.tell(known)
+        if name == "cut":
+            generator = campaign._prepared.setup.generators[0]
+            real_update = generator.update
+
+            def update_then_fail(*args, _real=real_update, _generator=generator):
+                _generator.update = _real  # fail once
+                _real(*args)
+                raise KeyboardInterrupt
+
+            generator.update = update_then_fail
+            with pytest.raises(KeyboardInterrupt):
+                campaign.ask()
+        batches.append(campaign.ask().drop(columns=ID_COLUMN))
+    pd.testing.assert_frame_equal(*batches)
+
+
 def test_a_campaign_continues_in_another_process(tmp_path):
     campaign = _campaign(tmp_path / "shared")
     results = tmp_path / "round0.csv"
@@ -586,10 +613,18 @@ def test_creating_and_asking_refuse_what_cannot_work(tmp_path):
         _campaign(tmp_path / "c", seed=4, exist_ok=True)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         campaign.ask(0)
-    campaign.tell(measured(campaign.ask()))  # 6 of the budget of 8
+    first = campaign.ask()
+    with pytest.raises(pl.NotEnoughDataError, match="tell the results of the pending candidates"):
+        campaign.ask()  # nothing to learn from until round 0 is told
+    campaign.tell(measured(first))  # 6 of the budget of 8
     assert len(campaign.ask(batch_size=5)) == 2  # what is left of the budget
     with pytest.raises(pl.BudgetSpentError, match="budget of 8 candidates is spent"):
         campaign.ask()
+    # no batch can follow: what is told now closes a round of its own at once
+    campaign.tell(measured(campaign.pending()))
+    extra = TRUTH(["0,0"]).values.numpy()
+    told = campaign.tell(pd.DataFrame({"candidate": ["0,0"], "branin": extra[:, 0], "currin": extra[:, 1]}))
+    assert told.closed_rounds == (2,) and campaign.history()["n_observations"].tolist() == [6, 8, 9]
 
     # a campaign with its own oracle is run, not told; it can still be read
     synchronous = pl.Campaign.from_yaml(write_config(tmp_path / "sync.yaml"), tmp_path / "sync")
