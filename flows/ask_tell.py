@@ -82,15 +82,14 @@ def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
     continued = set(events.loc[events["event"] == "continued", "round"].tolist())
     measured = set(observations["candidate"])
     closed: list[int] = []
+    if "ref_point" not in store.meta and setup.config_ref_point is None:
+        if valid_observations(observations).empty:
+            return closed  # nothing valid yet to fix the reference point from
     for round_ in sorted(set(batches["round"].tolist()) - done):
         batch = batches[batches["round"] == round_]
         if round_ not in continued and not set(batch["candidate"]) <= measured:
             break
-        if "ref_point" not in store.meta and setup.config_ref_point is None:
-            if valid_observations(observations).empty:
-                break  # nothing valid yet to fix the reference point from
-        metrics = json.loads(batch["metrics"].iloc[0])
-        steps.record(store, setup, int(round_), metrics)
+        steps.record(store, setup, int(round_), json.loads(batch["metrics"].iloc[0]))
         closed.append(int(round_))
     else:
         trailing = steps.next_round(store)
