@@ -24,7 +24,7 @@ from data.objectives import Objective
 from data.results import ResultsError
 from data.store import CampaignLockedError, StoreError
 from flows.ask_tell import BudgetSpentError, Campaign, CampaignExistsError, Told
-from flows.campaign import CampaignMismatchError
+from flows.campaign_dir import CampaignMismatchError
 from flows.config import ConfigError
 from flows.config import GridSpaceConfig as GridSpace
 from flows.config import MoleculeSpaceConfig as MoleculeSpace

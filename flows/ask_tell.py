@@ -31,11 +31,18 @@ from data.pareto import hypervolume, infer_ref_point
 from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
 from data.store import CampaignStore, atomic_write
 from flows import steps
-from flows.campaign import CampaignMismatchError, Prepared, open_store, prepare, stored_config_path
+from flows.campaign_dir import CampaignMismatchError, Prepared, open_store, prepare, stored_config_path
 from flows.config import CampaignConfig, ConfigError, parse_config
-from flows.lab import Ingested, campaign_id, ingest_inbox, ingest_table, load_results_file, submit_request
+from flows.lab import (
+    SUSPENDED_META,
+    Ingested,
+    campaign_id,
+    ingest_inbox,
+    ingest_table,
+    load_results_file,
+    submit_request,
+)
 from flows.runtime import configure_environment, pick_device
-from flows.waiting import SUSPENDED_META, resume_suspended
 
 __all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told", "close_rounds"]
 
@@ -375,6 +382,8 @@ class Campaign:
             waiting = store.meta.get(SUSPENDED_META) if outcome.recorded else None
         logger.info(outcome.describe())
         if waiting:  # a deployment's flow run suspended for these results goes on
+            from flows.waiting import resume_suspended
+
             try:
                 logger.info("resumed flow run %s", resume_suspended(waiting))
             except Exception as exc:  # already resumed, API unreachable, ...

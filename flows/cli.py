@@ -107,7 +107,8 @@ def run(
     """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
     _quiet_logs(verbose)
     from data.store import StoreError
-    from flows.campaign import PROGRESS_LOGGER, prepare, run_campaign, stored_config_path
+    from flows.campaign import PROGRESS_LOGGER, run_campaign
+    from flows.campaign_dir import prepare, stored_config_path
     from flows.config import ConfigError
     from flows.runtime import configure_environment
 
@@ -267,8 +268,7 @@ def submit(
     _quiet_logs(False)
     from data.results import ResultsError
     from data.store import CampaignLockedError, CampaignStore, StoreError
-    from flows.lab import ingest_file, lab_rounds
-    from flows.waiting import SUSPENDED_META
+    from flows.lab import SUSPENDED_META, ingest_file, lab_rounds
 
     try:
         store = CampaignStore.open(campaign_dir)

@@ -41,6 +41,7 @@ from data.store import CampaignStore
 from oracles.lab import LabOracle, LabRequest
 
 __all__ = [
+    "SUSPENDED_META",
     "Ingested",
     "ingest_table",
     "LabProgress",
@@ -59,6 +60,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+SUSPENDED_META = "lab_suspended"
+"""Meta field naming the suspended flow run and its pause key while a lab round waits
+(see :mod:`flows.waiting`)."""
 
 
 def _now() -> datetime:

@@ -25,14 +25,11 @@ from pydantic import Field, create_model
 from data.objectives import Objective
 from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
 from data.store import CampaignStore
-from flows.lab import ingest_rows, stored_objectives
+from flows.lab import SUSPENDED_META, ingest_rows, stored_objectives
 
 __all__ = ["can_suspend", "lab_form", "resume_suspended", "suspend_for_lab", "take_form_input"]
 
 logger = logging.getLogger(__name__)
-
-SUSPENDED_META = "lab_suspended"
-"""Meta field naming the suspended flow run and its pause key while a lab round waits."""
 
 
 def lab_form(objectives: tuple[Objective, ...]) -> type[RunInput]:

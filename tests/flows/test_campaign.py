@@ -13,7 +13,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 from typer.testing import CliRunner
 
 from data.store import CampaignStore
-from flows.campaign import CampaignMismatchError, run_campaign
+from flows.campaign import run_campaign
+from flows.campaign_dir import CampaignMismatchError
 from flows.cli import app
 from flows.steps import NotEnoughDataError
 from tests.helpers.configs import write_config

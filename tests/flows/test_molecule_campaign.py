@@ -11,7 +11,8 @@ from PIL import Image
 
 from data.molecules import nci_seed_path
 from data.store import CampaignStore
-from flows.campaign import CampaignMismatchError, prepare, run_campaign
+from flows.campaign import run_campaign
+from flows.campaign_dir import CampaignMismatchError, prepare
 from flows.config import ConfigError
 from tests.helpers.configs import write_config
 
