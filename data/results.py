@@ -235,11 +235,13 @@ def validate_results(
     out = ValidatedResults()
     first_row: dict[str, object] = {}
     for i, row in enumerate(frame.to_dict("records")):
-        where = f"row {row_names[i] if row_names is not None else i + row_offset}"
+        label = row_names[i] if row_names is not None else i + row_offset
+        where = f"row {label}"
         raw_id = str(row.get(ID_COLUMN, "") or "").strip()
         stated = str(row.get("candidate", "") or "").strip()
         cells = {name: str(row[column]).strip() for name, column in columns.items()}
         failure = str(row.get(FAILURE_COLUMN, "") or "").strip()
+        stated_round = str(row.get("round", "") or "").strip()
         if not raw_id and not (by_candidate and stated):
             if any(cells.values()) or failure:
                 what = (
@@ -262,11 +264,10 @@ def validate_results(
                     f"{where}: column 'candidate': {stated!r} duplicates row {first_row[candidate]}"
                 )
                 continue
-            first_row[candidate] = row_names[i] if row_names is not None else i + row_offset
+            first_row[candidate] = label
             if candidate in ids:
                 raw_id = ids[candidate]
                 round_ = expected.requested[raw_id][0]
-                stated_round = str(row.get("round", "") or "").strip()
                 if stated_round and _number(stated_round) != round_:
                     problems.append(
                         f"{where}: column 'round': says {stated_round}, but {stated!r} was requested in "
@@ -300,8 +301,7 @@ def validate_results(
                     f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}"
                 )
                 continue
-            first_row[candidate] = row_names[i] if row_names is not None else i + row_offset
-            stated_round = str(row.get("round", "") or "").strip()
+            first_row[candidate] = label
             if (stated_round or not by_candidate) and _number(stated_round) != round_:
                 problems.append(
                     f"{where}: column 'round': says {stated_round or '(empty)'}, but {raw_id} was "

@@ -318,7 +318,8 @@ class Campaign:
                 self._resend(store)
                 for outcome in ingest_inbox(store, store.root / config.lab.inbox_dir):
                     logger.info(outcome.describe())
-                self._publish(store, close_rounds(store, setup))
+                close_rounds(store, setup)
+                self._publish(store)
                 round_ = steps.next_round(store)
                 initial = steps.needs_initial_design(store, round_)
                 if not initial and len(valid_observations(store.read("observations"))) < 2:
@@ -378,7 +379,7 @@ class Campaign:
                 row_names=labels,
             )
             closed = close_rounds(store, self._prepared.setup)
-            self._publish(store, closed)
+            self._publish(store)
             waiting = store.meta.get(SUSPENDED_META) if outcome.recorded else None
         logger.info(outcome.describe())
         if waiting:  # a deployment's flow run suspended for these results goes on
@@ -474,6 +475,7 @@ class Campaign:
             submit_request(store, self._prepared.setup.oracle, int(round_), folder)
 
     def _ids(self, store: CampaignStore) -> dict[tuple[int, str], str]:
+        """The candidate id of every selected candidate, by (round, candidate)."""
         batches = store.read("batches")
         cid = campaign_id(store) if "campaign_id" in store.meta else ""
         return {
@@ -490,12 +492,11 @@ class Campaign:
         if pending_only:
             measured = set(store.read("observations")["candidate"])
             batches = batches[~batches["candidate"].isin(measured)]
-        cid = campaign_id(store) if "campaign_id" in store.meta else ""
+        ids = self._ids(store)
         table = pd.DataFrame(
             {
                 ID_COLUMN: [
-                    candidate_id(cid, int(r), int(p))
-                    for r, p in zip(batches["round"], batches["position"], strict=True)
+                    ids[(int(r), c)] for r, c in zip(batches["round"], batches["candidate"], strict=True)
                 ],
                 "round": batches["round"].to_numpy(),
                 "candidate": batches["candidate"].to_numpy(),
@@ -514,7 +515,7 @@ class Campaign:
                 table[f"{objective.name}_{stat}"] = lookup[stat].reindex(keys).to_numpy(dtype=float)
         return table.reset_index(drop=True)
 
-    def _publish(self, store: CampaignStore, closed: list[int]) -> None:
+    def _publish(self, store: CampaignStore) -> None:
         """Log closed rounds that MLflow lacks to the campaign's run (as ``paretolab run``
         does); one whose logging failed or was cut off is logged by the next call."""
         rounds = store.read("rounds")["round"]
@@ -535,4 +536,9 @@ class Campaign:
             self._tracker.wait()
             store.update_meta(**{_LOGGED_META: int(rounds.max())})
         except Exception as exc:  # what is recorded matters more; the next call logs it
-            logger.warning("logging round(s) %s to MLflow failed (%s: %s)", closed, type(exc).__name__, exc)
+            logger.warning(
+                "logging rounds up to %d to MLflow failed (%s: %s)",
+                int(rounds.max()),
+                type(exc).__name__,
+                exc,
+            )
