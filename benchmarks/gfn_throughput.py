@@ -54,8 +54,8 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
     sys.path.insert(0, str(HERE.parent))
     import torch
 
-    from data.spaces import GridSpace
-    from models.generators.gflownet import (
+    from paretolab.data.spaces import GridSpace
+    from paretolab.models.generators.gflownet import (
         MOGFN,
         HyperGridEnvironment,
         MOGFNSettings,
@@ -75,7 +75,7 @@ def ours(ndim: int, height: int, batch: int, steps: int, seed: int) -> dict[str,
     settings = MOGFNSettings(
         beta=1.0,
         epsilon=0.0,
-        batch_size=batch,
+        trajectories_per_step=batch,
         lr=1e-3,
         logz_lr=1e-1,
         hidden=256,

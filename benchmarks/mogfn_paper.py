@@ -27,20 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.dataset import Dataset
-from data.pareto import (
-    front_recovery,
-    hypervolume,
-    pareto_mask,
-    r2_indicator,
-    top_k_diversity,
-    top_k_reward,
-)
-from data.spaces import GridSpace, SequenceSpace
-from models.generators.genetic import GeneticGenerator
-from models.generators.gflownet import MOGFN, MOGFNSettings, environment_for, simplex_grid
-from oracles.hypergrid import hypergrid_values
-from oracles.ngram import motif_counts
+from paper_metrics import front_recovery, r2_indicator, top_k_diversity, top_k_reward
+
+from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import hypervolume, pareto_mask
+from paretolab.data.spaces import GridSpace, SequenceSpace
+from paretolab.models.generators.genetic import GeneticGenerator
+from paretolab.models.generators.gflownet import MOGFN, MOGFNSettings, environment_for, simplex_grid
+from paretolab.oracles.hypergrid import hypergrid_values
+from paretolab.oracles.ngram import motif_counts
 
 FUNCTIONS = ["branin", "currin", "shubert", "beale"]
 
@@ -56,7 +51,7 @@ def mogfn_samples(space, objective, m, settings, steps, n_samples, seed):
     conditioning.beta.fill_(model.conditions.beta_max)
     states = model.sample(conditioning, generator)
     candidates = space.decode(env.to_tokens(states))
-    return candidates, steps * settings.batch_size, seconds
+    return candidates, steps * settings.trajectories_per_step, seconds
 
 
 def genetic_search(space, evaluate, calls, batch, seed):
@@ -91,7 +86,9 @@ def grid_task(functions, steps, seed):
     def objective(states):
         return hypergrid_values(states, 32, functions).clamp_min(0).float()
 
-    settings = MOGFNSettings(beta=16.0, batch_size=128, lr=1e-2 / 10, logz_lr=1e-2, hidden=64, layers=3)
+    settings = MOGFNSettings(
+        beta=16.0, trajectories_per_step=128, lr=1e-2 / 10, logz_lr=1e-2, hidden=64, layers=3
+    )
     samples, calls, seconds = mogfn_samples(space, objective, m, settings, steps, 1280, seed)
     row = {"task": "-".join(functions), "true_front": len(true_front), "reward_calls": calls}
     for name, candidates in (
@@ -126,7 +123,7 @@ def ngram_task(steps, seed, bins):
         return score(space.decode(states.cpu())).float()
 
     settings = MOGFNSettings(
-        beta=96.0, batch_size=64, lr=1e-3, logz_lr=1e-2, hidden=64, layers=4, epsilon=0.01
+        beta=96.0, trajectories_per_step=64, lr=1e-3, logz_lr=1e-2, hidden=64, layers=4, epsilon=0.01
     )
     env = environment_for(space)
     model = MOGFN(env, 3, settings, seed=seed)
@@ -143,7 +140,7 @@ def ngram_task(steps, seed, bins):
         best.append(xs[int((Y @ w).argmax())])
         top_rewards.append(top_k_reward(Y, w[None], 10))
         top_diversity.append(top_k_diversity(xs, Y, w[None], 10))
-    calls = steps * settings.batch_size
+    calls = steps * settings.trajectories_per_step
     weights = simplex_grid(3, 50)
     row = {"task": "ngram AV-VC-CA", "reward_calls": calls, "preferences": len(prefs)}
     Y = score(best)

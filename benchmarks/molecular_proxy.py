@@ -14,12 +14,12 @@ import time
 
 import torch
 
-from data.dataset import Dataset
-from data.molecules import MoleculeFilters, nci_seed_path, read_seed_file
-from data.spaces import MoleculeSpace, one_hot_tokens
-from models.generators.genetic import GeneticGenerator
-from models.proxies.gp import fit_gp_proxy, heldout_metrics
-from oracles.molecular import MolecularOracle
+from paretolab.data.dataset import Dataset
+from paretolab.data.molecules import MoleculeFilters, nci_seed_path, read_seed_file
+from paretolab.data.spaces import MoleculeSpace, one_hot_tokens
+from paretolab.models.generators.genetic import GeneticGenerator
+from paretolab.models.proxies.gp import fit_gp_proxy, heldout_metrics
+from paretolab.oracles.molecular import MolecularOracle
 
 ORGANIC = frozenset({"C", "N", "O", "S", "F", "Cl", "Br"})
 OBJECTIVES = [
@@ -63,10 +63,10 @@ def main() -> None:
     for n in (500, 2000, 5000):
         g = torch.Generator().manual_seed(0)
         start = time.perf_counter()
-        fit_gp_proxy(X[:n], Y[:n], holdout_fraction=0.0, generator=g, kernel="minmax")
+        fit_gp_proxy(X[:n], Y[:n], holdout_fraction=0.0, rng=g, kernel="minmax")
         plain = time.perf_counter() - start
         start = time.perf_counter()
-        fit_gp_proxy(X[:n], Y[:n], holdout_fraction=0.2, generator=g, kernel="minmax")
+        fit_gp_proxy(X[:n], Y[:n], holdout_fraction=0.2, rng=g, kernel="minmax")
         print(f"| {n:,} | {plain:.2f} | {time.perf_counter() - start:.2f} |")
 
     print("\n| train / test | proxy | features | Spearman | NLL | RMSE | fit (s) |")

@@ -25,10 +25,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.pareto import front_recovery, hypervolume, pareto_mask
-from data.spaces import GridSpace
-from models.generators.gflownet import MOGFN, OPGFN, GFlowNetSettings, MOGFNSettings, environment_for
-from oracles.hypergrid import hypergrid_values
+from paper_metrics import front_recovery
+
+from paretolab.data.pareto import hypervolume, pareto_mask
+from paretolab.data.spaces import GridSpace
+from paretolab.models.generators.gflownet import (
+    MOGFN,
+    OPGFN,
+    GFlowNetSettings,
+    MOGFNSettings,
+    environment_for,
+)
+from paretolab.oracles.hypergrid import hypergrid_values
 
 FUNCTIONS = ["branin", "currin", "shubert", "beale"]
 HORIZON = 32
@@ -36,7 +44,7 @@ BATCH = 128
 
 
 def _settings(method: str) -> GFlowNetSettings:
-    shared = dict(batch_size=BATCH, hidden=64, layers=3, policy="mlp", epsilon=0.01)
+    shared = dict(trajectories_per_step=BATCH, hidden=64, layers=3, policy="mlp", epsilon=0.01)
     if method == "opgfn":  # the reference code's optimizer: Adam, lr 1e-2, weight decay 1e-4
         return GFlowNetSettings(**shared, lr=1e-2, logz_lr=1e-2, weight_decay=1e-4)
     # our MOGFN-PC as benchmarked in mogfn_paper.py: beta 16, Dirichlet(1), weighted sum

@@ -24,16 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.runtime import configure_environment  # noqa: E402
+from paretolab.flows.runtime import configure_environment  # noqa: E402
 
 configure_environment()
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from data.store import CampaignStore  # noqa: E402
-from flows.campaign import PROGRESS_LOGGER, run_campaign  # noqa: E402
-from flows.round import SCIENCE_STEPS  # noqa: E402
+from paretolab.data.store import CampaignStore  # noqa: E402
+from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign  # noqa: E402
+from paretolab.flows.round import SCIENCE_STEPS  # noqa: E402
 
 
 class _RoundTimes(logging.Handler):

@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from data.objectives import Objective, to_max_space
-from data.pareto import pareto_mask
-from data.spaces import SearchSpace
+from paretolab.data.objectives import Objective, to_max_space
+from paretolab.data.pareto import pareto_mask
+from paretolab.data.spaces import SearchSpace
 
 __all__ = [
     "Dataset",

@@ -18,8 +18,8 @@ from typing import Literal
 
 import pandas as pd
 
-from data.objectives import Objective
-from data.spaces import Check
+from paretolab.data.objectives import Objective
+from paretolab.data.spaces import Check
 
 __all__ = [
     "ID_COLUMN",

@@ -19,7 +19,7 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
-from data.molecules import LRUCache, MoleculeFilters, MorganFingerprints, parse_smiles
+from paretolab.data.molecules import LRUCache, MoleculeFilters, MorganFingerprints, parse_smiles
 
 __all__ = ["Check", "GridSpace", "MoleculeSpace", "SearchSpace", "SequenceSpace", "one_hot_tokens"]
 
@@ -80,10 +80,10 @@ class SearchSpace(ABC):
         """Canonical strings of ``xs``; ``None`` where a candidate is invalid."""
         return [self.check(x).canonical for x in xs]
 
-    def sample(self, n: int, generator: torch.Generator) -> list[str]:
+    def sample(self, n: int, rng: torch.Generator) -> list[str]:
         """``n`` candidates drawn uniformly (per length, then per token)."""
-        lengths = torch.randint(self.min_length, self.max_length + 1, (n,), generator=generator)
-        tokens = torch.randint(0, self.vocab_size, (n, self.max_length), generator=generator)
+        lengths = torch.randint(self.min_length, self.max_length + 1, (n,), generator=rng)
+        tokens = torch.randint(0, self.vocab_size, (n, self.max_length), generator=rng)
         positions = torch.arange(self.max_length).expand(n, -1)
         tokens[positions >= lengths[:, None]] = PAD
         return self.decode(tokens)
@@ -379,8 +379,8 @@ class MoleculeSpace(SearchSpace):
     def featurize(self, xs: Sequence[str]) -> Tensor:
         return torch.from_numpy(self.fingerprints(list(xs))).to(torch.double)
 
-    def sample(self, n: int, generator: torch.Generator) -> list[str]:
+    def sample(self, n: int, rng: torch.Generator) -> list[str]:
         """``n`` seed molecules drawn without replacement (with, once all are drawn)."""
         rounds = -(-n // len(self.seeds))
-        order = torch.cat([torch.randperm(len(self.seeds), generator=generator) for _ in range(rounds)])
+        order = torch.cat([torch.randperm(len(self.seeds), generator=rng) for _ in range(rounds)])
         return [self.seeds[i] for i in order[:n].tolist()]

@@ -23,9 +23,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
-from data.faults import crash_point
+from paretolab.data.faults import crash_point
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -255,20 +254,21 @@ class CampaignStore:
     def _checkpoint_dir(self, generator: str) -> Path:
         return self.root / "checkpoints" / generator
 
-    def save_checkpoint(self, generator: str, round_: int | None, state: dict[str, Any]) -> Path:
-        """Atomically store a generator's state after training in ``round_``; ``None`` stores
-        its untrained state, which a retry of its first training starts from."""
+    def save_checkpoint(self, generator: str, round_: int | None, state: bytes) -> Path:
+        """Atomically store a generator's serialized state after training in ``round_``;
+        ``None`` stores its untrained state, which a retry of its first training starts
+        from. The store keeps bytes: what they hold is the generator's business."""
         self._require_lock()
         folder = self._checkpoint_dir(generator)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / (_INITIAL_CHECKPOINT if round_ is None else f"round_{round_:04d}.pt")
-        atomic_write(path, lambda fh: torch.save(state, fh))
+        atomic_write(path, lambda fh: fh.write(state))
         crash_point("store.checkpoint_saved")
         return path
 
-    def load_checkpoint(self, generator: str, before_round: int) -> tuple[int, dict[str, Any]] | None:
+    def load_checkpoint(self, generator: str, before_round: int) -> tuple[int, Path, bytes] | None:
         """The latest checkpoint of ``generator`` from a round before ``before_round``, else
-        its untrained state (round -1) if stored."""
+        its untrained state (round -1) if stored: its round, file and bytes."""
         folder = self._checkpoint_dir(generator)
         rounds = (
             sorted(int(m.group(1)) for p in folder.glob("round_*.pt") if (m := _CHECKPOINT.match(p.name)))
@@ -283,9 +283,9 @@ class CampaignStore:
         else:
             return None
         try:
-            return found, torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for damaged files
-            raise StoreError(f"{path}: corrupted or truncated generator checkpoint ({exc})") from None
+            return found, path, path.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"{path}: unreadable generator checkpoint ({exc.strerror})") from None
 
     # -- tables ------------------------------------------------------------------------
     def read(self, table: str) -> pd.DataFrame:

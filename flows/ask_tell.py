@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -25,15 +24,22 @@ import torch
 import yaml
 from pydantic import BaseModel
 
-from data.dataset import latest_observations, raw_values, valid_observations
-from data.objectives import Objective, to_max_space
-from data.pareto import hypervolume, infer_ref_point
-from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
-from data.store import CampaignStore, atomic_write
-from flows import steps
-from flows.campaign_dir import CampaignMismatchError, Prepared, open_store, prepare, stored_config_path
-from flows.config import CampaignConfig, ConfigError, parse_config
-from flows.lab import (
+from paretolab.data.dataset import latest_observations, raw_values, valid_observations
+from paretolab.data.objectives import Objective, to_max_space
+from paretolab.data.pareto import hypervolume
+from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
+from paretolab.data.store import CampaignStore, atomic_write
+from paretolab.flows import steps
+from paretolab.flows.campaign_dir import (
+    CampaignMismatchError,
+    Prepared,
+    open_store,
+    prepare,
+    stored_config_path,
+)
+from paretolab.flows.config import CampaignConfig, ConfigError, parse_config
+from paretolab.flows.engine import CampaignState, NotEnoughDataError, close_ready_rounds, pareto_table
+from paretolab.flows.lab import (
     SUSPENDED_META,
     Ingested,
     campaign_id,
@@ -42,9 +48,10 @@ from flows.lab import (
     load_results_file,
     submit_request,
 )
-from flows.runtime import configure_environment, pick_device
+from paretolab.flows.runtime import configure_environment, pick_device
+from paretolab.models.reference_point import infer_ref_point
 
-__all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told", "close_rounds"]
+__all__ = ["BudgetSpentError", "Campaign", "CampaignExistsError", "Told"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,37 +81,6 @@ class Told:
     unchanged: int
     closed_rounds: tuple[int, ...]
     already: bool = False
-
-
-def close_rounds(store: CampaignStore, setup: Any) -> list[int]:
-    """Record the summary (hypervolume, Pareto set) of every open round whose batch's
-    results are all in, in round order; a round still waiting stops the ones after it.
-    Measurements told after the last batch close with the next batch, or at once when the
-    budget allows no further batch. Returns the rounds closed now.
-    """
-    done = set(store.read("rounds")["round"].tolist())
-    batches = store.read("batches")
-    observations = store.read("observations")
-    events = store.read("lab_events")
-    continued = set(events.loc[events["event"] == "continued", "round"].tolist())
-    measured = set(observations["candidate"])
-    closed: list[int] = []
-    if "ref_point" not in store.meta and setup.config_ref_point is None:
-        if valid_observations(observations).empty:
-            return closed  # nothing valid yet to fix the reference point from
-    for round_ in sorted(set(batches["round"].tolist()) - done):
-        batch = batches[batches["round"] == round_]
-        if round_ not in continued and not set(batch["candidate"]) <= measured:
-            break
-        steps.record(store, setup, int(round_), json.loads(batch["metrics"].iloc[0]))
-        closed.append(int(round_))
-    else:
-        trailing = steps.next_round(store)
-        budget = setup.config.budget
-        if budget is not None and len(batches) >= budget and (observations["round"] == trailing).any():
-            steps.record(store, setup, trailing, {})  # no batch can follow: close what was told
-            closed.append(trailing)
-    return closed
 
 
 def _results_table(
@@ -318,24 +294,22 @@ class Campaign:
                 self._resend(store)
                 for outcome in ingest_inbox(store, store.root / config.lab.inbox_dir):
                     logger.info(outcome.describe())
-                close_rounds(store, setup)
+                close_ready_rounds(store, setup)
                 self._publish(store)
-                round_ = steps.next_round(store)
-                initial = steps.needs_initial_design(store, round_)
-                if not initial and len(valid_observations(store.read("observations"))) < 2:
-                    raise steps.NotEnoughDataError(
+                state = CampaignState.read(store)
+                round_ = state.next_round
+                initial = state.needs_initial_design(round_)
+                if not initial and not state.can_fit_proxy:
+                    raise NotEnoughDataError(
                         f"{self.directory}: the proxy needs two valid measurements before round "
                         f"{round_} can be chosen; tell the results of the pending candidates (or "
                         "measurements you have) first"
                     )
-                size = batch_size or (config.initial_design if initial else config.batch_size)
-                if config.budget is not None:
-                    left = config.budget - len(store.read("batches"))
-                    if left <= 0:
-                        raise BudgetSpentError(
-                            f"{self.directory}: the budget of {config.budget} candidates is spent"
-                        )
-                    size = min(size, left)
+                size = state.batch_size(config, round_, batch_size)
+                if size <= 0:
+                    raise BudgetSpentError(
+                        f"{self.directory}: the budget of {config.budget} candidates is spent"
+                    )
                 if initial:
                     steps.initial_design(store, setup, size, round_)
                 else:
@@ -374,16 +348,16 @@ class Campaign:
                 sha,
                 self._prepared.setup.space.check,
                 replace=replace,
-                new_round=steps.next_round(store),
+                new_round=CampaignState.read(store).next_round,
                 row_offset=first_row,
                 row_names=labels,
             )
-            closed = close_rounds(store, self._prepared.setup)
+            closed = close_ready_rounds(store, self._prepared.setup)
             self._publish(store)
             waiting = store.meta.get(SUSPENDED_META) if outcome.recorded else None
         logger.info(outcome.describe())
         if waiting:  # a deployment's flow run suspended for these results goes on
-            from flows.waiting import resume_suspended
+            from paretolab.flows.waiting import resume_suspended
 
             try:
                 logger.info("resumed flow run %s", resume_suspended(waiting))
@@ -432,7 +406,7 @@ class Campaign:
         """The measured candidates no other measured candidate beats on every objective:
         ``round``, ``candidate`` and the objective values."""
         with CampaignStore.open(self.directory, lock=False) as store:
-            return steps.pareto_table(store, self.objectives)
+            return pareto_table(store, self.objectives)
 
     def history(self) -> pd.DataFrame:
         """One row per closed round: ``round``, ``hypervolume`` (of everything measured up
@@ -521,7 +495,7 @@ class Campaign:
         rounds = store.read("rounds")["round"]
         if not len(rounds) or int(rounds.max()) <= store.meta.get(_LOGGED_META, -1):
             return
-        from flows.tracking import CampaignTracker, default_tracking_uri
+        from paretolab.flows.tracking import CampaignTracker, default_tracking_uri
 
         config = self.config
         try:

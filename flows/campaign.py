@@ -14,14 +14,14 @@ from prefect import flow
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-from data.faults import crash_point
-from flows import steps
-from flows.campaign_dir import open_store, prepare
-from flows.lab import ingest_inbox
-from flows.round import run_round
-from flows.runtime import configure_environment, pick_device, set_torch_threads
-from flows.tracking import CampaignTracker, default_tracking_uri
-from flows.waiting import can_suspend, suspend_for_lab, take_form_input
+from paretolab.data.faults import crash_point
+from paretolab.flows.campaign_dir import open_store, prepare
+from paretolab.flows.engine import CampaignState, pareto_table
+from paretolab.flows.lab import ingest_inbox
+from paretolab.flows.round import run_round
+from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
+from paretolab.flows.tracking import CampaignTracker, default_tracking_uri
+from paretolab.flows.waiting import can_suspend, suspend_for_lab, take_form_input
 
 __all__ = ["PROGRESS_LOGGER", "run_campaign"]
 
@@ -63,20 +63,18 @@ def run_campaign(
             take_form_input(store)
             ingest_inbox(store, store.root / config.lab.inbox_dir)
         tracker.publish(store, setup)
-        done = set(store.read("rounds")["round"].tolist())
+        done = CampaignState.read(store).closed
         _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
         stopped = "rounds"
         awaiting: dict[str, Any] | None = None
         for round_ in range(config.rounds + 1):
             if round_ in done:
                 continue
-            size = config.initial_design if steps.needs_initial_design(store, round_) else config.batch_size
-            if config.budget is not None:
-                batches = store.read("batches")
-                size = min(size, config.budget - len(batches))
-                if size <= 0 and not (batches["round"] == round_).any():
-                    stopped = "budget"
-                    break
+            state = CampaignState.read(store)
+            size = state.batch_size(config, round_)
+            if size <= 0 and not state.has_batch(round_):
+                stopped = "budget"
+                break
             start = time.perf_counter()
             # The campaign run's heartbeat covers the process; a subflow heartbeat adds
             # nothing but a wait of up to 1 s for its thread at the end of every round.
@@ -101,7 +99,7 @@ def run_campaign(
                 break
             _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
         if awaiting is None:
-            tracker.finish(store, setup, steps.pareto_table(store, setup.objectives))
+            tracker.finish(store, setup, pareto_table(store, setup.objectives))
         else:
             tracker.wait()
         rounds = store.read("rounds")
@@ -115,7 +113,7 @@ def run_campaign(
             "mlflow_tracking_uri": uri,
             "mlflow_ui": tracker.run_url_hint(),
             "mlflow_background_seconds": tracker.background_seconds,
-            "pareto_front": steps.pareto_table(store, setup.objectives).to_dict("records"),
+            "pareto_front": pareto_table(store, setup.objectives).to_dict("records"),
             "awaiting": awaiting,
         }
         _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})

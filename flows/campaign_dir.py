@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from data.store import CampaignStore
-from flows.config import CampaignConfig, ConfigError, load_config
-from flows.factories import CampaignSetup, build_setup
+from paretolab.data.store import CampaignStore
+from paretolab.flows.config import CampaignConfig, ConfigError, load_config
+from paretolab.flows.factories import CampaignSetup, build_setup
 
 __all__ = [
     "CampaignMismatchError",

@@ -20,7 +20,8 @@ app = typer.Typer(
     help=(
         "paretolab: multi-objective discovery campaigns (propose → measure → track the "
         "Pareto front), orchestrated by Prefect and logged to MLflow.\n\n"
-        "Start with: paretolab run campaigns/branin_currin.yaml"
+        "Start with: paretolab init branin_currin && paretolab run branin_currin.yaml"
+        " (paretolab examples lists the example configs)"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -31,6 +32,24 @@ errors = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+
+
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        console.print(f"paretolab {importlib.metadata.version('paretolab')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """paretolab: multi-objective discovery campaigns."""
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -106,11 +125,11 @@ def run(
 ) -> None:
     """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
     _quiet_logs(verbose)
-    from data.store import StoreError
-    from flows.campaign import PROGRESS_LOGGER, run_campaign
-    from flows.campaign_dir import prepare, stored_config_path
-    from flows.config import ConfigError
-    from flows.runtime import configure_environment
+    from paretolab.data.store import StoreError
+    from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign
+    from paretolab.flows.campaign_dir import prepare, stored_config_path
+    from paretolab.flows.config import ConfigError
+    from paretolab.flows.runtime import configure_environment
 
     configure_environment()
     try:
@@ -183,10 +202,10 @@ def status(
     campaign_dir: Annotated[Path, typer.Argument(help="campaign directory, e.g. runs/branin_currin")],
 ) -> None:
     """Rounds done, oracle calls used, hypervolume history and the current Pareto set."""
-    from data.objectives import Objective
-    from data.store import CampaignStore, StoreError
-    from flows.lab import lab_rounds
-    from flows.steps import pareto_table
+    from paretolab.data.objectives import Objective
+    from paretolab.data.store import CampaignStore, StoreError
+    from paretolab.flows.engine import pareto_table
+    from paretolab.flows.lab import lab_rounds
 
     try:
         with CampaignStore.open(campaign_dir, lock=False) as store:
@@ -230,6 +249,58 @@ def status(
         console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")
 
 
+def _example_configs() -> dict[str, Any]:
+    """The example configs shipped inside the package, by name (file stem)."""
+    from importlib.resources import files
+
+    folder = files("paretolab.campaigns")
+    return {p.name.removesuffix(".yaml"): p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+@app.command()
+def examples() -> None:
+    """List the example campaign configs that ship with paretolab (see `paretolab init`)."""
+    table = Table(title="example campaigns (paretolab init NAME writes NAME.yaml here)")
+    table.add_column("name")
+    table.add_column("about", overflow="fold")
+    for name, path in sorted(_example_configs().items()):
+        table.add_row(name, _first_line(path.read_text()))
+    console.print(table)
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str, typer.Argument(help="an example config, e.g. branin_currin (see `paretolab examples`)")
+    ],
+    directory: Annotated[Path, typer.Option("--to", help="folder to write NAME.yaml into")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="overwrite NAME.yaml if it exists")] = False,
+) -> None:
+    """Write an example campaign config into a folder, to run or edit it."""
+    configs = _example_configs()
+    if name.removesuffix(".yaml") not in configs:
+        errors.print(
+            f"[red]error:[/] no example config {name!r}; choose one of: {', '.join(sorted(configs))}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    name = name.removesuffix(".yaml")
+    target = directory / f"{name}.yaml"
+    if target.exists() and not force:
+        errors.print(f"[red]error:[/] {target} exists; pass --force to overwrite it", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(configs[name].read_text())
+    console.print(f"wrote {target}\nrun it with: paretolab run {target}", highlight=False)
+
+
 oracles_app = typer.Typer(help="Oracles: built-in, installed plug-ins.", no_args_is_help=True)
 app.add_typer(oracles_app, name="oracles")
 
@@ -237,7 +308,7 @@ app.add_typer(oracles_app, name="oracles")
 @oracles_app.command("list")
 def oracles_list() -> None:
     """Every oracle a campaign can name (built-in and installed plug-ins) with its objectives."""
-    from oracles.registry import ENTRY_POINT_GROUP, describe_oracles
+    from paretolab.oracles.registry import ENTRY_POINT_GROUP, describe_oracles
 
     table = Table(title="oracles (oracle: {name: NAME} in a campaign config)")
     for column in ("name", "source", "class", "objectives", "about"):
@@ -266,9 +337,9 @@ def submit(
     The whole file is checked first; a file with any problem records nothing.
     """
     _quiet_logs(False)
-    from data.results import ResultsError
-    from data.store import CampaignLockedError, CampaignStore, StoreError
-    from flows.lab import SUSPENDED_META, ingest_file, lab_rounds
+    from paretolab.data.results import ResultsError
+    from paretolab.data.store import CampaignLockedError, CampaignStore, StoreError
+    from paretolab.flows.lab import SUSPENDED_META, ingest_file, lab_rounds
 
     try:
         store = CampaignStore.open(campaign_dir)
@@ -297,7 +368,7 @@ def submit(
                 )
         suspended = store.meta.get(SUSPENDED_META) if outcome.recorded else None
     if suspended:
-        from flows.waiting import resume_suspended
+        from paretolab.flows.waiting import resume_suspended
 
         try:
             console.print(f"resumed flow run {resume_suspended(suspended)}", highlight=False)
@@ -315,7 +386,7 @@ def submit(
 def _raw_ref_point(meta: dict[str, Any], objectives: list[Any]) -> str:
     import torch
 
-    from data.objectives import to_max_space
+    from paretolab.data.objectives import to_max_space
 
     if "ref_point" not in meta:
         return "not fixed yet"

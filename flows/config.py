@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+
+from paretolab.data.strict import Strict
+from paretolab.models.generators.gflownet.config import (
+    GFlowNetSettings,
+    MOGFNGeneratorConfig,
+    MOGFNSettings,
+    OPGFNGeneratorConfig,
+)
 
 __all__ = [
     "AcquisitionConfig",
@@ -40,9 +48,7 @@ class ConfigError(ValueError):
     """A campaign config is invalid; the message names the file and field."""
 
 
-class _Strict(BaseModel):
-    # strict: YAML `true` is not a batch size and "3" is not a number of rounds
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+_Strict = Strict
 
 
 class GridSpaceConfig(_Strict):
@@ -198,59 +204,6 @@ class GeneticGeneratorConfig(_Strict):
     crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
-class _GFlowNetConfig(_Strict):
-    """What the GFlowNet generators share: training, network and replay."""
-
-    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
-    steps_per_round: int = Field(200, ge=0, description="training steps per round")
-    batch_size: int = Field(64, ge=1, description="trajectories per training step")
-    kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
-    epsilon: float = Field(0.01, ge=0, lt=1, description="chance of a uniformly random action in training")
-    lr: float = Field(1e-3, gt=0, description="policy learning rate")
-    policy: Literal["auto", "mlp", "transformer"] = Field(
-        "auto", description="auto: causal transformer for sequences, MLP for grids"
-    )
-    hidden: int = Field(64, ge=4, description="width of the policy")
-    layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
-    replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch replayed")
-    replay_capacity: int = Field(1000, ge=0, description="best sampled states kept (0: measured only)")
-    replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
-
-
-class MOGFNGeneratorConfig(_GFlowNetConfig):
-    """Preference-conditional multi-objective GFlowNet (MOGFN-PC, Jain et al. 2023),
-    trained each round against the proxy and warm-started from the previous round."""
-
-    kind: Literal["mogfn"]
-    beta: float | tuple[float, float] = Field(
-        16.0, description="reward exponent: a number, or [low, high] sampled per trajectory"
-    )
-    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration of the preferences")
-    scalarization: Literal["weighted_sum", "tchebycheff"] = "weighted_sum"
-    logz_lr: float = Field(1e-2, gt=0, description="learning rate of log Z(w, beta)")
-    learn_backward: bool = Field(False, description="learn P_B on grids (else uniform over parents)")
-    thermometer_bins: int = Field(50, ge=2, description="bins of the preference/beta encoding")
-
-    @model_validator(mode="after")
-    def _check_beta(self) -> MOGFNGeneratorConfig:
-        low, high = (self.beta, self.beta) if isinstance(self.beta, float | int) else self.beta
-        if not 0 < low <= high:
-            raise ValueError(f"beta must be positive, with low <= high; got {self.beta}")
-        return self
-
-
-class OPGFNGeneratorConfig(_GFlowNetConfig):
-    """Order-preserving GFlowNet (OP-GFN, Chen & Mauch 2024): learns a reward consistent
-    with Pareto dominance on the proxy's predictions and the measurements; no preference,
-    scalarization or reward exponent. Measured candidates enter the batches' order through
-    replay, so it replays a quarter of each batch by default."""
-
-    kind: Literal["opgfn"]
-    replay_fraction: float = Field(
-        0.25, gt=0, lt=1, description="share of each batch replayed (measured and best sampled candidates)"
-    )
-
-
 GeneratorConfig = Annotated[
     RandomGeneratorConfig | GeneticGeneratorConfig | MOGFNGeneratorConfig | OPGFNGeneratorConfig,
     Field(discriminator="kind"),
@@ -321,6 +274,7 @@ class CampaignConfig(_Strict):
         data = self.model_dump(mode="json", exclude=set(self.IDENTITY_EXCLUDES))
         # the unset one of oracle name/target is left out, so adding `target` kept old hashes
         data["oracle"] = {k: v for k, v in data["oracle"].items() if v is not None}
+        data["generators"] = [_identity_of_generator(g) for g in data["generators"]]
         return data
 
     def identity_hash(self) -> str:
@@ -332,6 +286,34 @@ class CampaignConfig(_Strict):
         """
         data = self.identity_data()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_GFLOWNET_FIELDS_BEFORE_0_2 = {
+    "opgfn": frozenset(
+        "kind pool_size steps_per_round batch_size kappa epsilon lr policy hidden layers "
+        "replay_fraction replay_capacity replay_measured".split()
+    ),
+}
+_GFLOWNET_FIELDS_BEFORE_0_2["mogfn"] = _GFLOWNET_FIELDS_BEFORE_0_2["opgfn"] | frozenset(
+    "beta alpha scalarization logz_lr learn_backward thermometer_bins".split()
+)
+
+
+def _identity_of_generator(data: dict[str, Any]) -> dict[str, Any]:
+    """A generator's identity as campaigns created before the GFlowNet settings were
+    declared once hashed it: ``trajectories_per_step`` under its old name ``batch_size``,
+    and the settings the config did not offer then left out while at their defaults, so
+    those campaigns still resume."""
+    kind = data.get("kind")
+    if kind not in _GFLOWNET_FIELDS_BEFORE_0_2:
+        return data
+    data = dict(data)
+    data["batch_size"] = data.pop("trajectories_per_step")
+    defaults = (MOGFNSettings if kind == "mogfn" else GFlowNetSettings).model_fields
+    for name in set(data) - _GFLOWNET_FIELDS_BEFORE_0_2[kind]:
+        if name in defaults and data[name] == defaults[name].default:
+            del data[name]
+    return data
 
 
 def _union_tags(*annotated: Any) -> frozenset[str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from data.molecules import MoleculeFilters, MorganFingerprints, nci_seed_path, read_seed_file
-from data.objectives import Objective, to_max_space
-from data.spaces import GridSpace, MoleculeSpace, SearchSpace, SequenceSpace
-from flows.config import (
+from paretolab.data.molecules import MoleculeFilters, MorganFingerprints, nci_seed_path, read_seed_file
+from paretolab.data.objectives import Objective, to_max_space
+from paretolab.data.spaces import GridSpace, MoleculeSpace, SearchSpace, SequenceSpace
+from paretolab.flows.config import (
     CampaignConfig,
     ConfigError,
     GeneratorConfig,
@@ -23,15 +23,14 @@ from flows.config import (
     RandomGeneratorConfig,
     SequenceSpaceConfig,
 )
-from flows.runtime import pick_device
-from models.generators.base import Generator
-from models.generators.genetic import GeneticGenerator
-from models.generators.gflownet import GFlowNetSettings, MOGFNGenerator, MOGFNSettings, OPGFNGenerator
-from models.generators.random import RandomGenerator
-from models.proxies.gp import KernelName
-from models.rewards import scalarization
-from oracles.base import Oracle
-from oracles.registry import UnknownOracleError, oracle_class
+from paretolab.flows.runtime import pick_device
+from paretolab.models.generators.base import Generator
+from paretolab.models.generators.genetic import GeneticGenerator
+from paretolab.models.generators.gflownet import MOGFNGenerator, OPGFNGenerator
+from paretolab.models.generators.random import RandomGenerator
+from paretolab.models.proxies.gp import KernelName
+from paretolab.oracles.base import Oracle
+from paretolab.oracles.registry import UnknownOracleError, oracle_class
 
 __all__ = ["CampaignSetup", "build_generator", "build_setup", "build_space", "proxy_kernel"]
 
@@ -113,37 +112,19 @@ def build_generator(
 ) -> Generator:
     """The Generator a generator config describes."""
     if isinstance(config, MOGFNGeneratorConfig | OPGFNGeneratorConfig):
-        shared = dict(
-            epsilon=config.epsilon,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            hidden=config.hidden,
-            layers=config.layers,
-            policy=config.policy,
-            replay_fraction=config.replay_fraction,
-            replay_capacity=config.replay_capacity,
-        )
-        campaign = dict(
-            steps_per_round=config.steps_per_round,
-            kappa=config.kappa,
-            replay_measured=config.replay_measured,
-            seed=seed,
-            device=device,
-        )
+        kind = MOGFNGenerator if isinstance(config, MOGFNGeneratorConfig) else OPGFNGenerator
         try:
-            if isinstance(config, OPGFNGeneratorConfig):
-                return OPGFNGenerator(space, num_objectives, GFlowNetSettings(**shared), **campaign)
-            beta = config.beta if isinstance(config.beta, float | int) else tuple(config.beta)
-            settings = MOGFNSettings(
-                **shared,
-                beta=beta,
-                alpha=config.alpha,
-                thermometer_bins=config.thermometer_bins,
-                scalarization=scalarization(config.scalarization),
-                logz_lr=config.logz_lr,
-                learn_backward=config.learn_backward,
+            # the config is the trainer's settings (it embeds them), plus the campaign's fields
+            return kind(
+                space,
+                num_objectives,
+                config,
+                steps_per_round=config.steps_per_round,
+                kappa=config.kappa,
+                replay_measured=config.replay_measured,
+                seed=seed,
+                device=device,
             )
-            return MOGFNGenerator(space, num_objectives, settings, **campaign)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"generators: {config.kind}: {exc}") from None
     if isinstance(config, RandomGeneratorConfig):

@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from data.dataset import latest_observations, valid_observations
-from data.faults import crash_point
-from data.objectives import Objective
-from data.results import (
+from paretolab.data.dataset import latest_observations
+from paretolab.data.faults import crash_point
+from paretolab.data.objectives import Objective
+from paretolab.data.results import (
     FAILURE_COLUMN,
     ID_COLUMN,
     ExpectedResults,
@@ -36,9 +36,10 @@ from data.results import (
     read_results_file,
     validate_results,
 )
-from data.spaces import Check
-from data.store import CampaignStore
-from oracles.lab import LabOracle, LabRequest
+from paretolab.data.spaces import Check
+from paretolab.data.store import CampaignStore
+from paretolab.flows.engine import CampaignState
+from paretolab.oracles.lab import LabOracle, LabRequest
 
 __all__ = [
     "SUSPENDED_META",
@@ -356,11 +357,6 @@ def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder:
     return sent
 
 
-def enough_to_go_on(store: CampaignStore) -> bool:
-    """Whether the campaign has the two valid measurements a proxy needs."""
-    return len(valid_observations(store.read("observations"))) >= 2
-
-
 def lab_rounds(store: CampaignStore) -> list[tuple[int, LabProgress]]:
     """Every round that sent a lab request, with its progress."""
     events = store.read("lab_events")
@@ -386,15 +382,14 @@ def lab_progress(store: CampaignStore, round_: int) -> LabProgress:
     """Requested and still-pending candidates of round ``round_``'s lab request."""
     requests = store.read("requests")
     asked = set(requests.loc[requests["request_id"] == request_id(round_), "candidate"])
-    measured = set(store.read("observations")["candidate"])
-    events = store.read("lab_events")
-    mine = events[events["round"] == round_]
-    submitted = mine.loc[mine["event"] == "submitted", "at"]
+    state = CampaignState.read(store)
+    events = state.lab_events
+    submitted = events.loc[(events["round"] == round_) & (events["event"] == "submitted"), "at"]
     return LabProgress(
         requested=len(asked),
-        pending=len(asked - measured),
+        pending=len(asked - state.measured),
         submitted_at=datetime.fromisoformat(submitted.iloc[0]) if len(submitted) else None,
-        continued=bool((mine["event"] == "continued").any()),
+        continued=round_ in state.continued,
     )
 
 
@@ -418,7 +413,7 @@ def evaluate_lab(store: CampaignStore, oracle: LabOracle, round_: int, lab: Any)
         lab.continue_after_hours is not None
         and waited >= lab.continue_after_hours * 3600
         and progress.arrived
-        and enough_to_go_on(store)
+        and CampaignState.read(store).can_fit_proxy
     ):
         _log_event(store, round_, request_id(round_), "continued", "timeout", "", progress.pending)
         logger.warning(

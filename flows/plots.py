@@ -11,9 +11,9 @@ from PIL.Image import Image
 from rdkit import Chem
 from rdkit.Chem import Draw
 
-from data.dataset import raw_values
-from data.objectives import Objective, to_max_space
-from data.pareto import pareto_mask
+from paretolab.data.dataset import raw_values
+from paretolab.data.objectives import Objective, to_max_space
+from paretolab.data.pareto import pareto_mask
 
 __all__ = ["MAX_GRID_MOLECULES", "molecule_grid", "pareto_figure"]
 

@@ -7,44 +7,60 @@ measured candidates are never sent to the oracle again.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from data.faults import crash_point
-from data.store import CampaignStore
-from flows import steps
-from flows.factories import CampaignSetup
-from flows.tracking import CampaignTracker
+from paretolab.data.faults import crash_point
+from paretolab.data.store import CampaignStore
+from paretolab.flows import steps
+from paretolab.flows.engine import CampaignState, close_round
+from paretolab.flows.factories import CampaignSetup
+from paretolab.flows.tracking import CampaignTracker
 
 __all__ = ["SCIENCE_STEPS", "run_round"]
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
 """Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
 
 
-def _timed_task(name: str, fn: F, timings: dict[str, float] | None = None, **options: Any) -> F:
-    def body(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if timings is not None:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
+    return task(name=name, cache_policy=NO_CACHE, **options)(fn)
 
-    body.__name__ = name
-    body.__doc__ = fn.__doc__
-    return task(name=name, cache_policy=NO_CACHE, **options)(body)  # type: ignore[return-value]
+
+def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:
+    """Log what MLflow lacks (in a background thread; see CampaignTracker.publish)."""
+    tracker.publish(store, setup)
+
+
+TASKS: dict[str, Any] = {
+    name: _declare(name, fn)
+    for name, fn in {
+        "load_dataset": steps.load_dataset,
+        "fit_proxy": steps.fit_proxy,
+        "build_acquisition": steps.build_acquisition,
+        "update_generator": steps.update_generator,
+        "propose": steps.propose,
+        "build_pool": steps.build_pool,
+        "select_batch": steps.select,
+        "initial_design": steps.initial_design,
+        "evaluate": steps.evaluate,
+        "record": close_round,
+        "publish": _publish,
+    }.items()
+}
+"""The round's Prefect tasks, declared once: thin wrappers of the steps and the engine."""
+
+
+def _as_task(name: str, fn: Callable[..., Any]) -> Any:
+    """``steps.choose_batch``'s hook: run each step as its task."""
+    return TASKS[name]
 
 
 @flow(name="paretolab-round", flow_run_name="round-{round_}", validate_parameters=False)
@@ -65,20 +81,20 @@ def run_round(
     metrics: dict[str, float] = {}
     crash_point("round.start")
 
-    def step(name: str, fn: F, **options: Any) -> F:
-        return _timed_task(name, fn, timings, **options)
+    def step(name: str, **options: Any) -> Any:
+        body = TASKS[name].with_options(**options) if options else TASKS[name]
+        return steps.timed(body, name, timings)
 
-    batch = store.read("batches")
-    chosen = batch[batch["round"] == round_]
-    if len(chosen):
+    state = CampaignState.read(store)
+    if state.has_batch(round_):
         logger.info("round %d: batch already selected, resuming at evaluation", round_)
-        metrics |= json.loads(chosen["metrics"].iloc[0])
-    elif steps.needs_initial_design(store, round_):
-        step("initial_design", steps.initial_design)(store, setup, batch_size)
+        metrics |= state.batch_metrics(round_)
+    elif state.needs_initial_design(round_):
+        step("initial_design")(store, setup, batch_size)
     else:
-        metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=step)
+        metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=_as_task)
 
-    evaluation = step("evaluate", steps.evaluate, retries=setup.config.oracle_retries, retry_delay_seconds=1)(
+    evaluation = step("evaluate", retries=setup.config.oracle_retries, retry_delay_seconds=1)(
         store, setup, round_
     )
     if evaluation.get("awaiting"):
@@ -90,6 +106,6 @@ def run_round(
     metrics |= {f"oracle/{k}": v for k, v in evaluation.items()}
     metrics |= {f"time/{k}": v for k, v in timings.items()}
     metrics["time/science"] = sum(metrics.get(f"time/{k}", 0.0) for k in SCIENCE_STEPS)
-    summary = step("record", steps.record)(store, setup, round_, metrics)
-    step("publish", tracker.publish)(store, setup)
+    summary = step("record")(store, setup, round_, metrics)
+    step("publish")(tracker, store, setup)
     return summary

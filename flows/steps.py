@@ -8,6 +8,8 @@ the store already holds is never recomputed or re-measured.
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import logging
 import math
@@ -15,7 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,48 +26,45 @@ import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
-from data.dataset import Dataset, dataset_from_observations, pareto_rows, raw_values, valid_observations
-from data.faults import crash_point
-from data.objectives import Objective, to_max_space
-from data.pareto import hypervolume, infer_ref_point, pareto_mask
-from data.store import CampaignStore
-from flows.factories import CampaignSetup
-from flows.lab import evaluate_lab
-from models.acquisition import build_qlognehvi, select_batch
-from models.generators.base import Generator
-from models.proxies.gp import exact_gp, fit_gp_proxy
-from models.rewards import ProxyReward
-from oracles.base import OracleError, OracleResult
+from paretolab.data.dataset import Dataset, dataset_from_observations
+from paretolab.data.faults import crash_point
+from paretolab.data.store import CampaignStore, StoreError
+from paretolab.flows.engine import (
+    INITIAL_DESIGN,
+    MIN_VALID_TO_FIT,
+    CampaignState,
+    reference_point,
+    require_valid,
+)
+from paretolab.flows.factories import CampaignSetup
+from paretolab.flows.lab import evaluate_lab
+from paretolab.models.acquisition import build_qlognehvi, select_batch
+from paretolab.models.generators.base import Generator
+from paretolab.models.predictions import prediction_table
+from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
+from paretolab.models.rewards import ProxyReward
+from paretolab.oracles.base import OracleError, OracleResult
 
 __all__ = [
-    "INITIAL_DESIGN",
-    "NotEnoughDataError",
     "Pool",
     "build_acquisition",
     "build_pool",
     "choose_batch",
-    "ensure_ref_point",
     "evaluate",
     "fit_proxy",
     "initial_design",
     "load_dataset",
-    "needs_initial_design",
-    "next_round",
-    "pareto_table",
-    "pending_candidates",
     "propose",
-    "record",
-    "round_generator",
+    "round_rng",
     "select",
     "stored_proposals",
+    "timed",
     "update_generator",
 ]
 
 logger = logging.getLogger(__name__)
 
-INITIAL_DESIGN = "initial"
-"""Generator name recorded for a random initial design (round 0's batch, unless two valid
-measurements were told before it)."""
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _now() -> str:
@@ -77,36 +77,34 @@ def round_seed(seed: int, round_: int, stream: str) -> int:
     return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def round_generator(seed: int, round_: int, stream: str) -> torch.Generator:
-    """A CPU torch.Generator seeded for ``stream`` in round ``round_``."""
+def round_rng(seed: int, round_: int, stream: str) -> torch.Generator:
+    """A CPU torch random generator (``rng``) seeded for ``stream`` in round ``round_``."""
     return torch.Generator().manual_seed(round_seed(seed, round_, stream))
+
+
+def timed(fn: F, name: str, timings: dict[str, float]) -> F:
+    """``fn``, adding its run time to ``timings[name]``: one timing rule for every step,
+    whoever runs it (the Prefect flow wraps the result in a task)."""
+
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    return body  # type: ignore[return-value]
 
 
 # 1 ---------------------------------------------------------------------------------------
 def load_dataset(store: CampaignStore, setup: CampaignSetup, device: torch.device) -> Dataset:
     """Finite measurements so far, in maximization space (at least two, to fit a proxy)."""
     observations = store.read("observations")
-    require_measurements(observations, 2, "fit the proxy")
+    require_valid(observations, MIN_VALID_TO_FIT, "fit the proxy")
     dataset = dataset_from_observations(observations, setup.space, setup.objectives, device)
     crash_point("step.load_dataset")
     return dataset
-
-
-class NotEnoughDataError(RuntimeError):
-    """Too few valid measurements to go on; rerunning will not help."""
-
-
-def require_measurements(observations: pd.DataFrame, n: int, purpose: str) -> None:
-    """Raise NotEnoughDataError, with the failure reasons, unless ``n`` rows are valid."""
-    valid = len(valid_observations(observations))  # a replaced value counts once
-    if valid >= n:
-        return
-    reasons = observations.loc[~observations["valid"], "reason"].value_counts().head(3)
-    why = "; ".join(f"{count} x {reason}" for reason, count in reasons.items()) or "nothing measured"
-    raise NotEnoughDataError(
-        f"need at least {n} valid measurement(s) to {purpose}, have {valid} ({why}); "
-        "check the oracle (or tell more results), or start over with a larger initial_design"
-    )
 
 
 # 2 ---------------------------------------------------------------------------------------
@@ -117,7 +115,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
         dataset.X,
         dataset.Y,
         holdout_fraction=setup.config.proxy.holdout_fraction,
-        generator=round_generator(setup.config.seed, round_, "proxy"),
+        rng=round_rng(setup.config.seed, round_, "proxy"),
         kernel=setup.proxy_kernel,
     )
     crash_point("step.fit_proxy")
@@ -167,17 +165,17 @@ def update_generator(
     if generator.trained_round != round_ - 1:
         checkpoint = store.load_checkpoint(generator.name, round_)
         if checkpoint is not None:
-            generator.load_state_dict(checkpoint[1])
+            generator.load_state_dict(_state_from_bytes(*checkpoint[1:]))
         elif state := generator.state_dict():  # the untrained state, for a retry to start from
-            store.save_checkpoint(generator.name, None, state)
+            store.save_checkpoint(generator.name, None, _state_to_bytes(state))
     generator.trained_round = None  # until this update is stored: a retry reloads
     metrics = generator.update(
-        reward, dataset, round_generator(setup.config.seed, round_, f"update-{generator.name}")
+        reward, dataset, round_rng(setup.config.seed, round_, f"update-{generator.name}")
     )
     crash_point("step.update_generator")  # trained, nothing stored yet
     state = generator.state_dict()
     if state:
-        store.save_checkpoint(generator.name, round_, state)
+        store.save_checkpoint(generator.name, round_, _state_to_bytes(state))
     generator.trained_round = round_
     curves = [
         {"round": round_, "generator": generator.name, "step": i, "metric": key, "value": float(v)}
@@ -187,6 +185,19 @@ def update_generator(
     if curves:
         store.append("training", pd.DataFrame(curves))
     return metrics
+
+
+def _state_to_bytes(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _state_from_bytes(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise StoreError(f"{path}: corrupted or truncated generator checkpoint ({exc})") from None
 
 
 # 5 ---------------------------------------------------------------------------------------
@@ -208,7 +219,7 @@ def propose(
         raw = stored["candidate"].tolist()
         canonical = [c if isinstance(c, str) else None for c in stored["canonical"]]
     else:
-        raw = generator.propose(n, round_generator(setup.config.seed, round_, f"propose-{generator.name}"))
+        raw = generator.propose(n, round_rng(setup.config.seed, round_, f"propose-{generator.name}"))
         checks = [setup.space.check(x) for x in raw]
         canonical = [c.canonical for c in checks]
         crash_point("step.propose")  # sampled, not recorded
@@ -247,7 +258,7 @@ class Pool:
 
 def build_pool(store: CampaignStore, proposals: dict[str, list[str]]) -> Pool:
     """Merge proposals; drop duplicates, measured candidates and pending ones."""
-    taken = set(store.read("observations")["candidate"]) | set(store.read("batches")["candidate"])
+    taken = set(CampaignState.read(store).taken)
     pool = Pool()
     for source, candidates in proposals.items():
         for c in candidates:
@@ -278,7 +289,11 @@ def select(
     with exact_gp():
         indices, values = select_batch(acqf, X, q)
     metrics = metrics | {"time/select_batch": time.perf_counter() - start}
-    predictions = _predictions(model, X[indices], [pool.candidates[i] for i in indices], setup, round_)
+    predictions = (
+        prediction_table(model, X[indices], [pool.candidates[i] for i in indices], setup.objectives, round_)
+        if model is not None
+        else None
+    )
     batch = pd.DataFrame(
         {
             "round": round_,
@@ -294,65 +309,10 @@ def select(
     }
     batch["metrics"] = json.dumps(metrics)
     crash_point("step.select")  # chosen, not recorded
-    if predictions is not None:
+    if predictions is not None and len(predictions):
         store.append("predictions", predictions)
     store.append("batches", batch)
     return batch
-
-
-def _predictions(
-    model: Model | None, X: torch.Tensor, candidates: list[str], setup: CampaignSetup, round_: int
-) -> pd.DataFrame | None:
-    """The proxy's posterior mean and standard deviation, in raw units, one row per
-    candidate and objective."""
-    if model is None or not candidates:
-        return None
-    with torch.no_grad(), exact_gp():
-        posterior = model.posterior(X)
-        mean = to_max_space(posterior.mean.double(), setup.objectives).cpu()  # back to raw units
-        std = posterior.variance.double().clamp_min(0).sqrt().cpu()
-    m = len(setup.objectives)
-    return pd.DataFrame(
-        {
-            "round": round_,
-            "candidate": np.repeat(candidates, m),
-            "objective": [o.name for o in setup.objectives] * len(candidates),
-            "mean": mean.reshape(-1).numpy(),
-            "std": std.reshape(-1).numpy(),
-        }
-    )
-
-
-def pending_candidates(store: CampaignStore) -> list[str]:
-    """Candidates selected for measurement and not measured yet (no value, no failure),
-    except those of lab rounds that went on without them (``continue_after_hours``)."""
-    batches = store.read("batches")
-    events = store.read("lab_events")
-    given_up = set(events.loc[events["event"] == "continued", "round"].tolist())
-    measured = set(store.read("observations")["candidate"])
-    return [
-        c
-        for c, r in zip(batches["candidate"], batches["round"], strict=True)
-        if c not in measured and r not in given_up
-    ]
-
-
-def next_round(store: CampaignStore) -> int:
-    """The round the next batch belongs to: the one after the last batch or closed round.
-
-    Measurements told without being asked for are recorded in it too, so the round
-    numbers (and with them every seed) do not depend on how results were told.
-    """
-    used = [
-        int(store.read(table)["round"].max()) for table in ("batches", "rounds") if len(store.read(table))
-    ]
-    return max(used) + 1 if used else 0
-
-
-def needs_initial_design(store: CampaignStore, round_: int) -> bool:
-    """Whether round ``round_``'s batch is the random initial design: round 0, without the
-    two valid measurements a proxy needs (measurements told beforehand may provide them)."""
-    return round_ == 0 and len(valid_observations(store.read("observations"))) < 2
 
 
 def choose_batch(
@@ -374,23 +334,14 @@ def choose_batch(
     timings: dict[str, float] = {}
 
     def step(name: str, fn: Any) -> Any:
-        wrapped = run(name, fn)
-
-        def timed(*args: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return wrapped(*args)
-            finally:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
-
-        return timed
+        return timed(run(name, fn), name, timings)
 
     dataset = step("load_dataset", load_dataset)(store, setup, device)
     metrics["n_train"] = float(len(dataset))
     model, proxy_metrics = step("fit_proxy", fit_proxy)(setup, dataset, round_)
     metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
-    ref_point = ensure_ref_point(store, setup)
-    pending = pending_candidates(store)
+    ref_point = reference_point(store, setup)
+    pending = CampaignState.read(store).pending
     metrics["n_pending"] = float(len(pending))
     acqf = step("build_acquisition", build_acquisition)(setup, model, dataset, ref_point, round_, pending)
     reward = ProxyReward(model, setup.space)
@@ -415,11 +366,11 @@ def choose_batch(
 def initial_design(store: CampaignStore, setup: CampaignSetup, n: int, round_: int = 0) -> pd.DataFrame:
     """``n`` distinct random candidates, none measured or selected before, recorded as the
     batch of ``round_`` (round 0 in a campaign that starts from nothing)."""
-    generator = round_generator(setup.config.seed, round_, "initial-design")
-    taken = set(store.read("observations")["candidate"]) | set(store.read("batches")["candidate"])
+    rng = round_rng(setup.config.seed, round_, "initial-design")
+    taken = CampaignState.read(store).taken
     chosen: list[str] = []
     for _ in range(100):
-        for x in setup.space.sample(n, generator):
+        for x in setup.space.sample(n, rng):
             if x not in chosen and x not in taken and len(chosen) < n:
                 chosen.append(x)
         if len(chosen) == n:
@@ -518,57 +469,3 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
     for reason in {r for r in result.reasons if r}:
         logger.warning("round %d: failed measurement: %s", round_, reason)
     return {"n_sent": float(len(todo)), "valid_fraction": n_valid / len(todo), "attempt": float(attempt)}
-
-
-# 9 ---------------------------------------------------------------------------------------
-def record(
-    store: CampaignStore, setup: CampaignSetup, round_: int, metrics: dict[str, float]
-) -> dict[str, float]:
-    """Close the round: Pareto set and hypervolume of measured values, round summary row.
-
-    The values are those of rounds up to ``round_`` (a round closed late does not count
-    later rounds' results). If the campaign's reference point is not fixed yet, this fixes
-    it (see :func:`ensure_ref_point`).
-    """
-    observations = store.read("observations")
-    observations = observations[observations["round"] <= round_]
-    Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
-    ref = ensure_ref_point(store, setup, round_)
-    summary = {
-        "hypervolume": hypervolume(Y, ref),
-        "n_pareto": int(pareto_mask(Y).sum()),
-        "n_observations": int(observations["candidate"].nunique()),
-        "oracle_calls": len(store.read("requests")),
-    }
-    crash_point("step.record")  # round measured, summary not written
-    store.append(
-        "rounds",
-        pd.DataFrame([{"round": round_, "completed_at": _now(), **summary, "metrics": json.dumps(metrics)}]),
-    )
-    return {k: float(v) for k, v in summary.items()}
-
-
-def ensure_ref_point(
-    store: CampaignStore, setup: CampaignSetup, up_to_round: int | None = None
-) -> torch.Tensor:
-    """The campaign's reference point in maximization space, fixed once: the config's or
-    oracle's, else inferred (BoTorch's rule) from the valid measurements at that time, of
-    rounds up to ``up_to_round`` if given."""
-    if "ref_point" not in store.meta:
-        if setup.config_ref_point is not None:
-            ref = setup.config_ref_point
-        else:
-            observations = store.read("observations")
-            if up_to_round is not None:
-                observations = observations[observations["round"] <= up_to_round]
-            require_measurements(observations, 1, "infer the reference point")
-            Y = to_max_space(raw_values(valid_observations(observations), setup.objectives), setup.objectives)
-            ref = infer_ref_point(Y)
-            logger.info("inferred reference point %s from the first measurements", ref.tolist())
-        store.update_meta(ref_point=ref.tolist())
-    return torch.tensor(store.meta["ref_point"], dtype=torch.double)
-
-
-def pareto_table(store: CampaignStore, objectives: Sequence[Objective]) -> pd.DataFrame:
-    """Measured candidates on the current Pareto front, raw objective values."""
-    return pareto_rows(store.read("observations"), objectives)

@@ -22,11 +22,11 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.dataset import pareto_rows
-from data.faults import crash_point
-from data.spaces import MoleculeSpace
-from data.store import CampaignStore
-from flows.plots import molecule_grid, pareto_figure
+from paretolab.data.dataset import pareto_rows
+from paretolab.data.faults import crash_point
+from paretolab.data.spaces import MoleculeSpace
+from paretolab.data.store import CampaignStore
+from paretolab.flows.plots import molecule_grid, pareto_figure
 
 __all__ = ["CampaignTracker", "default_tracking_uri", "flatten", "training_curves"]
 

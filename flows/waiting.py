@@ -22,10 +22,10 @@ from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled
 from pydantic import Field, create_model
 
-from data.objectives import Objective
-from data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
-from data.store import CampaignStore
-from flows.lab import SUSPENDED_META, ingest_rows, stored_objectives
+from paretolab.data.objectives import Objective
+from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
+from paretolab.data.store import CampaignStore
+from paretolab.flows.lab import SUSPENDED_META, ingest_rows, stored_objectives
 
 __all__ = ["can_suspend", "lab_form", "resume_suspended", "suspend_for_lab", "take_form_input"]
 

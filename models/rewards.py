@@ -16,8 +16,8 @@ import torch
 from botorch.models.model import Model
 from torch import Tensor
 
-from data.spaces import SearchSpace
-from models.proxies.gp import exact_gp
+from paretolab.data.spaces import SearchSpace
+from paretolab.models.proxies.gp import exact_gp
 
 __all__ = [
     "MIN_SCALARIZED_REWARD",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from data.objectives import Objective
-from data.spaces import SearchSpace
+from paretolab.data.objectives import Objective
+from paretolab.data.spaces import SearchSpace
 
 __all__ = ["Objective", "Oracle", "OracleError", "OracleResult"]
 

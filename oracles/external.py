@@ -8,7 +8,7 @@ command-line run stops at "waiting for results" and goes on once they are record
 
 from __future__ import annotations
 
-from oracles.lab import LabOracle
+from paretolab.oracles.lab import LabOracle
 
 __all__ = ["ExternalOracle"]
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from data.spaces import GridSpace, SearchSpace
-from oracles.base import Objective, Oracle
+from paretolab.data.spaces import GridSpace, SearchSpace
+from paretolab.oracles.base import Objective, Oracle
 
 __all__ = ["HYPERGRID_FUNCTIONS", "HyperGridOracle", "hypergrid_values"]
 

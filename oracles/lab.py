@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 from torch import Tensor
 
-from data.faults import crash_point
-from data.objectives import Objective, parse_objectives
-from data.results import request_frame
-from data.spaces import SearchSpace
-from data.store import atomic_write
-from oracles.base import Oracle, OracleError
+from paretolab.data.faults import crash_point
+from paretolab.data.objectives import Objective, parse_objectives
+from paretolab.data.results import request_frame
+from paretolab.data.spaces import SearchSpace
+from paretolab.data.store import atomic_write
+from paretolab.oracles.base import Oracle, OracleError
 
 __all__ = ["LabOracle", "LabRequest"]
 

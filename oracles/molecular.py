@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rdkit import Chem, DataStructs, RDConfig
 from rdkit.Chem import QED, Crippen, Descriptors, rdFingerprintGenerator, rdMolDescriptors
 
-from data.molecules import NAMED_MOLECULES, named_or_smiles, parse_smiles
-from data.spaces import MoleculeSpace, SearchSpace
-from oracles.base import Objective, Oracle, OracleResult
+from paretolab.data.molecules import NAMED_MOLECULES, named_or_smiles, parse_smiles
+from paretolab.data.spaces import MoleculeSpace, SearchSpace
+from paretolab.oracles.base import Objective, Oracle, OracleResult
 
 __all__ = [
     "PROPERTIES",

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from data.spaces import SearchSpace, SequenceSpace
-from oracles.base import Objective, Oracle
+from paretolab.data.spaces import SearchSpace, SequenceSpace
+from paretolab.oracles.base import Objective, Oracle
 
 __all__ = ["NGramOracle", "motif_counts"]
 

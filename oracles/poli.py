@@ -32,8 +32,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from data.spaces import PAD, SearchSpace
-from oracles.base import Objective, Oracle
+from paretolab.data.spaces import PAD, SearchSpace
+from paretolab.oracles.base import Objective, Oracle
 
 __all__ = ["PoliOracle", "PoliWorkerError"]
 
@@ -291,7 +291,7 @@ class PoliOracle(Oracle):
         rows = self.rows(xs)
         with self._lock:
             if self.python is None:
-                from oracles._poli_worker import evaluate
+                from paretolab.oracles._poli_worker import evaluate
 
                 if self._black_box is None:
                     self._created(*self._create_in_process())
@@ -304,7 +304,7 @@ class PoliOracle(Oracle):
             raise PoliWorkerError(f"poli returned values that are not an n x m table: {exc}") from exc
 
     def _create_in_process(self) -> tuple[Any, dict[str, Any], dict[str, str]]:
-        from oracles._poli_worker import black_box_info, create_black_box
+        from paretolab.oracles._poli_worker import black_box_info, create_black_box
 
         black_box = create_black_box(self.problem, self.problem_kwargs, self.seed)
         return black_box, black_box_info(black_box), {}

@@ -13,14 +13,14 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from oracles.base import Oracle
-from oracles.external import ExternalOracle
-from oracles.hypergrid import HyperGridOracle
-from oracles.lab import LabOracle
-from oracles.molecular import MolecularOracle
-from oracles.ngram import NGramOracle
-from oracles.poli import PoliOracle
-from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
+from paretolab.oracles.base import Oracle
+from paretolab.oracles.external import ExternalOracle
+from paretolab.oracles.hypergrid import HyperGridOracle
+from paretolab.oracles.lab import LabOracle
+from paretolab.oracles.molecular import MolecularOracle
+from paretolab.oracles.ngram import NGramOracle
+from paretolab.oracles.poli import PoliOracle
+from paretolab.oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -12,8 +12,8 @@ from botorch.test_functions.base import MultiObjectiveTestProblem
 from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin
 from torch import Tensor
 
-from data.spaces import GridSpace, SearchSpace
-from oracles.base import Objective, Oracle
+from paretolab.data.spaces import GridSpace, SearchSpace
+from paretolab.oracles.base import Objective, Oracle
 
 __all__ = ["BraninCurrinOracle", "DTLZ2Oracle", "GridTestProblemOracle"]
 

@@ -33,10 +33,10 @@ from rdkit.Chem import QED
 from rich.console import Console
 from rich.table import Table
 
-from data.molecules import NAMED_MOLECULES
-from data.spaces import MoleculeSpace, SequenceSpace
-from oracles.base import OracleResult
-from oracles.poli import PoliOracle
+from paretolab.data.molecules import NAMED_MOLECULES
+from paretolab.data.spaces import MoleculeSpace, SequenceSpace
+from paretolab.oracles.base import OracleResult
+from paretolab.oracles.poli import PoliOracle
 
 AMINO_ACIDS = "ARNDCEQGHILKMFPSTWYV"  # poli's Ehrlich alphabet, in its order
 

@@ -12,7 +12,7 @@ import torch
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from flows.runtime import configure_environment
+from paretolab.flows.runtime import configure_environment
 
 configure_environment()
 torch.set_num_threads(1)

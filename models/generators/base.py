@@ -6,9 +6,9 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from data.dataset import Dataset
-from data.spaces import SearchSpace
-from models.rewards import ProxyReward
+from paretolab.data.dataset import Dataset
+from paretolab.data.spaces import SearchSpace
+from paretolab.models.rewards import ProxyReward
 
 __all__ = ["Generator"]
 
@@ -18,7 +18,7 @@ class Generator(ABC):
 
     ``update`` refreshes the generator against this round's reward and measured data
     (training, for learned generators); ``propose`` samples candidates with the
-    generator passed in, so a round is reproducible from its seed.
+    ``rng`` passed in, so a round is reproducible from its seed.
     """
 
     name: str
@@ -30,10 +30,10 @@ class Generator(ABC):
         self.trained_round: int | None = None
         """The campaign round whose reward the current state was trained on."""
 
-    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
+    def update(self, reward: ProxyReward, dataset: Dataset, rng: torch.Generator) -> dict[str, float]:
         """Refresh against ``reward`` and ``dataset``; returns training metrics.
 
-        Random draws (training batches) go through ``generator``.
+        Random draws (training batches) go through ``rng``.
         """
         return {}
 
@@ -48,5 +48,5 @@ class Generator(ABC):
             raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
     @abstractmethod
-    def propose(self, n: int, generator: torch.Generator) -> list[str]:
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
         """``n`` candidates (canonical strings; duplicates allowed)."""

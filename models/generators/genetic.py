@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from data.dataset import Dataset
-from data.pareto import pareto_rank
-from data.spaces import PAD, SearchSpace
-from models.generators.base import Generator
-from models.rewards import ProxyReward
+from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import pareto_rank
+from paretolab.data.spaces import PAD, SearchSpace
+from paretolab.models.generators.base import Generator
+from paretolab.models.rewards import ProxyReward
 
 __all__ = ["GeneticGenerator"]
 
@@ -44,32 +44,32 @@ class GeneticGenerator(Generator):
         self._parents = torch.empty(0, space.max_length, dtype=torch.long)
         self._rank = torch.empty(0, dtype=torch.long)
 
-    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
+    def update(self, reward: ProxyReward, dataset: Dataset, rng: torch.Generator) -> dict[str, float]:
         self._parents = self.space.encode(dataset.candidates)
         self._rank = pareto_rank(dataset.Y.cpu()) if len(dataset) else torch.empty(0, dtype=torch.long)
         return {"n_parents": float(len(dataset)), "front_size": float((self._rank == 0).sum())}
 
-    def _tournament(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        pairs = torch.randint(0, len(self._parents), (n, 2), generator=generator)
+    def _tournament(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        pairs = torch.randint(0, len(self._parents), (n, 2), generator=rng)
         ranks = self._rank[pairs]
         return torch.where(ranks[:, 0] <= ranks[:, 1], pairs[:, 0], pairs[:, 1])
 
-    def propose(self, n: int, generator: torch.Generator) -> list[str]:
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
         if len(self._parents) == 0:
-            return self.space.sample(n, generator)
-        first = self._parents[self._tournament(n, generator)]
-        second = self._parents[self._tournament(n, generator)]
+            return self.space.sample(n, rng)
+        first = self._parents[self._tournament(n, rng)]
+        second = self._parents[self._tournament(n, rng)]
         length = first.shape[1]
-        crossover = torch.rand(n, generator=generator) < self.crossover_rate
-        swap = (torch.rand(n, length, generator=generator) < 0.5) & crossover[:, None]
+        crossover = torch.rand(n, generator=rng) < self.crossover_rate
+        swap = (torch.rand(n, length, generator=rng) < 0.5) & crossover[:, None]
         child = torch.where(swap & (first != PAD) & (second != PAD), second, first)
 
         present = child != PAD
-        mutate = (torch.rand(n, length, generator=generator) < self.mutation_rate) & present
-        forced = (torch.rand(n, length, generator=generator) * present).argmax(dim=1)
+        mutate = (torch.rand(n, length, generator=rng) < self.mutation_rate) & present
+        forced = (torch.rand(n, length, generator=rng) * present).argmax(dim=1)
         none = ~mutate.any(dim=1)
         mutate[none, forced[none]] = True
         if self.space.vocab_size > 1:
-            shift = torch.randint(1, self.space.vocab_size, (n, length), generator=generator)
+            shift = torch.randint(1, self.space.vocab_size, (n, length), generator=rng)
             child = torch.where(mutate, (child + shift) % self.space.vocab_size, child)
         return self.space.decode(child)

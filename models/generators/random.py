@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.generators.base import Generator
+from paretolab.models.generators.base import Generator
 
 __all__ = ["RandomGenerator"]
 
@@ -14,5 +14,5 @@ class RandomGenerator(Generator):
 
     name = "random"
 
-    def propose(self, n: int, generator: torch.Generator) -> list[str]:
-        return self.space.sample(n, generator)
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
+        return self.space.sample(n, rng)

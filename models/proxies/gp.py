@@ -28,8 +28,8 @@ from gpytorch.mlls import SumMarginalLogLikelihood
 from scipy.stats import spearmanr
 from torch import Tensor
 
-from models.proxies.kernels import MinMaxKernel
-from models.proxies.spectral import fit_scaled_fixed_kernel
+from paretolab.models.proxies.kernels import MinMaxKernel
+from paretolab.models.proxies.spectral import fit_scaled_fixed_kernel
 
 __all__ = [
     "MAX_EXACT_POINTS",
@@ -100,14 +100,14 @@ def heldout_metrics(model: ModelListGP, X: Tensor, Y: Tensor) -> dict[str, float
 
 
 def fit_gp_proxy(
-    X: Tensor, Y: Tensor, *, holdout_fraction: float, generator: torch.Generator, kernel: KernelName = "rbf"
+    X: Tensor, Y: Tensor, *, holdout_fraction: float, rng: torch.Generator, kernel: KernelName = "rbf"
 ) -> tuple[ModelListGP, dict[str, float]]:
     """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first."""
     n = X.shape[0]
     metrics: dict[str, float] = {"n_train": float(n)}
     n_hold = round(holdout_fraction * n)
     if n >= MIN_POINTS_FOR_METRICS and n_hold >= 2:
-        order = torch.randperm(n, generator=generator).to(X.device)
+        order = torch.randperm(n, generator=rng).to(X.device)
         hold, train = order[:n_hold], order[n_hold:]
         metrics |= heldout_metrics(_fit(X[train], Y[train], kernel), X[hold], Y[hold])
     return _fit(X, Y, kernel), metrics

@@ -10,7 +10,7 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
 
-from data.molecules import (
+from paretolab.data.molecules import (
     NAMED_MOLECULES,
     MoleculeFilters,
     MorganFingerprints,
@@ -18,7 +18,7 @@ from data.molecules import (
     parse_smiles,
     read_seed_file,
 )
-from data.spaces import PAD, MoleculeSpace
+from paretolab.data.spaces import PAD, MoleculeSpace
 
 ORGANIC = frozenset({"C", "N", "O", "S", "F", "Cl", "Br"})
 
@@ -135,8 +135,8 @@ def _tokens(space, *selfies):
 
 
 def test_tokens_of_filtered_molecules_are_invalid_and_get_no_reward(space):
-    from models.proxies.gp import fit_gp_proxy
-    from models.rewards import ProxyReward
+    from paretolab.models.proxies.gp import fit_gp_proxy
+    from paretolab.models.rewards import ProxyReward
 
     tokens = _tokens(space, "[C]", "[C][C][O]", "[C][C]")  # methane and ethane: too few heavy atoms
     assert space.decode(tokens) == ["C", "CCO", "CC"]
@@ -144,7 +144,7 @@ def test_tokens_of_filtered_molecules_are_invalid_and_get_no_reward(space):
     assert "1 heavy atoms" in space.check("C").reason
     molecules = list(space.seeds[:20])
     X, Y = space.featurize(molecules), torch.arange(20.0, dtype=torch.double).unsqueeze(-1)
-    model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, generator=torch.Generator(), kernel="minmax")
+    model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, rng=torch.Generator(), kernel="minmax")
     scores = ProxyReward(model, space).from_tokens(tokens)
     assert scores[0, 0] == float("-inf") and scores[2, 0] == float("-inf") and torch.isfinite(scores[1, 0])
 

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from data.objectives import Objective
-from data.results import (
+from paretolab.data.objectives import Objective
+from paretolab.data.results import (
     FAILURE_COLUMN,
     ID_COLUMN,
     ExpectedResults,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from data.spaces import PAD, GridSpace, SequenceSpace
+from paretolab.data.spaces import PAD, GridSpace, SequenceSpace
 
 
 def test_grid_canonicalizes_and_rejects_with_reasons():

@@ -4,7 +4,7 @@ import sys
 import pandas as pd
 import pytest
 
-from data.store import CampaignLockedError, CampaignStore, StoreError
+from paretolab.data.store import CampaignLockedError, CampaignStore, StoreError
 
 
 def _batch(round_, candidates):

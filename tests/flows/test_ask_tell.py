@@ -16,17 +16,17 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 import paretolab as pl
-from data.dataset import raw_values, valid_observations
-from data.molecules import nci_seed_path
-from data.objectives import to_max_space
-from data.pareto import hypervolume
-from data.results import ID_COLUMN
-from data.spaces import GridSpace
-from data.store import CampaignStore
-from flows import steps
-from flows.campaign import run_campaign
-from flows.cli import app
-from oracles.synthetic import BraninCurrinOracle
+from paretolab.data.dataset import raw_values, valid_observations
+from paretolab.data.molecules import nci_seed_path
+from paretolab.data.objectives import to_max_space
+from paretolab.data.pareto import hypervolume
+from paretolab.data.results import ID_COLUMN
+from paretolab.data.spaces import GridSpace
+from paretolab.data.store import CampaignStore
+from paretolab.flows import steps
+from paretolab.flows.campaign import run_campaign
+from paretolab.flows.cli import app
+from paretolab.oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def test_the_acquisition_counts_pending_points(tmp_path):
     assert float(conditioned(x).detach()) < float(free(x).detach()) - 5  # log-EHVI: no improvement left
 
 
-TINY_GFN = {"pool_size": 32, "steps_per_round": 8, "batch_size": 16, "hidden": 16, "layers": 2}
+TINY_GFN = {"pool_size": 32, "steps_per_round": 8, "trajectories_per_step": 16, "hidden": 16, "layers": 2}
 
 
 def _mol_seeds(tmp_path: Path) -> Path:

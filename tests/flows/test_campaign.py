@@ -12,11 +12,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from typer.testing import CliRunner
 
-from data.store import CampaignStore
-from flows.campaign import run_campaign
-from flows.campaign_dir import CampaignMismatchError
-from flows.cli import app
-from flows.steps import NotEnoughDataError
+from paretolab.data.store import CampaignStore
+from paretolab.flows.campaign import run_campaign
+from paretolab.flows.campaign_dir import CampaignMismatchError
+from paretolab.flows.cli import app
+from paretolab.flows.engine import NotEnoughDataError
 from tests.helpers.configs import write_config
 from tests.helpers.oracles import CALL_LOG
 

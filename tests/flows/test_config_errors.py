@@ -4,9 +4,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import ConfigError, load_config
-from flows.factories import build_setup
+from paretolab.flows.cli import app
+from paretolab.flows.config import ConfigError, load_config
+from paretolab.flows.factories import build_setup
 from tests.helpers.configs import small_config, write_config
 
 runner = CliRunner()
@@ -100,7 +100,7 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 
 
 def test_identity_hash_ignores_rounds_budget_runtime_and_tracking():
-    from flows.config import parse_config
+    from paretolab.flows.config import parse_config
 
     base = parse_config(small_config(), "x")
     same = parse_config(small_config(rounds=9, budget=50, runtime={"torch_threads": 2}), "x")
@@ -109,7 +109,7 @@ def test_identity_hash_ignores_rounds_budget_runtime_and_tracking():
 
 
 def test_shipped_campaigns_are_valid(monkeypatch):
-    from flows import factories
+    from paretolab.flows import factories
     from tests.conftest import ROOT
 
     # campaigns that share a space (molecules, molecules_opgfn) build it once: 13 s each

@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from data.store import CampaignStore
-from oracles.synthetic import BraninCurrinOracle
+from paretolab.data.store import CampaignStore
+from paretolab.oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
 from tests.helpers.crash import ForkRunner
 from tests.helpers.oracles import CALL_LOG, RETURN_LOG, SUBMIT_LOG
@@ -200,7 +200,7 @@ def test_sync_campaign_survives_kills_at_every_step(runner, tmp_path):
                 "kind": "mogfn",
                 "pool_size": 32,
                 "steps_per_round": 3,
-                "batch_size": 8,
+                "trajectories_per_step": 8,
                 "policy": "mlp",
                 "hidden": 16,
             },
@@ -238,7 +238,7 @@ def test_sync_campaign_survives_kills_at_every_step(runner, tmp_path):
 def _scientist(campaign: Campaign, out: Path | None = None, space_dims: int = 2, levels: int = 16) -> None:
     """Answer every open request file with Branin-Currin values, as a results CSV in the
     inbox (or in ``out``)."""
-    from data.spaces import GridSpace
+    from paretolab.data.spaces import GridSpace
 
     oracle = BraninCurrinOracle(GridSpace(space_dims, levels))
     requests = campaign.dir / "lab" / "requests"

@@ -12,14 +12,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from data.results import FAILURE_COLUMN, ID_COLUMN
-from data.spaces import GridSpace
-from data.store import CampaignStore
-from flows.campaign import run_campaign
-from flows.cli import app
-from flows.lab import lab_progress, stored_objectives
-from flows.steps import pareto_table
-from oracles.synthetic import BraninCurrinOracle
+from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN
+from paretolab.data.spaces import GridSpace
+from paretolab.data.store import CampaignStore
+from paretolab.flows.campaign import run_campaign
+from paretolab.flows.cli import app
+from paretolab.flows.engine import pareto_table
+from paretolab.flows.lab import lab_progress, stored_objectives
+from paretolab.oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
 
 runner = CliRunner()

@@ -20,8 +20,8 @@ from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
 
 import paretolab as pl
-from data.results import ID_COLUMN
-from data.store import CampaignStore
+from paretolab.data.results import ID_COLUMN
+from paretolab.data.store import CampaignStore
 from tests.conftest import ROOT
 from tests.flows.test_lab_campaign import TRUTH, _config, _request, scientist
 

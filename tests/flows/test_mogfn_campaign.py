@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from data.store import CampaignStore
-from flows.campaign import run_campaign
-from flows.config import load_config
+from paretolab.data.store import CampaignStore
+from paretolab.flows.campaign import run_campaign
+from paretolab.flows.config import load_config
 from tests.helpers.configs import write_config
 
 MOGFN = {
     "kind": "mogfn",
     "pool_size": 48,
     "steps_per_round": 12,
-    "batch_size": 16,
+    "trajectories_per_step": 16,
     "hidden": 16,
     "layers": 2,
     "thermometer_bins": 8,

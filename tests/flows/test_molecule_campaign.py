@@ -9,11 +9,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from data.molecules import nci_seed_path
-from data.store import CampaignStore
-from flows.campaign import run_campaign
-from flows.campaign_dir import CampaignMismatchError, prepare
-from flows.config import ConfigError
+from paretolab.data.molecules import nci_seed_path
+from paretolab.data.store import CampaignStore
+from paretolab.flows.campaign import run_campaign
+from paretolab.flows.campaign_dir import CampaignMismatchError, prepare
+from paretolab.flows.config import ConfigError
 from tests.helpers.configs import write_config
 
 OBJECTIVES = [
@@ -48,7 +48,7 @@ def _molecule_config(tmp_path, seeds="seeds.csv", objectives=OBJECTIVES):
                 "kind": "mogfn",
                 "pool_size": 16,
                 "steps_per_round": 4,
-                "batch_size": 8,
+                "trajectories_per_step": 8,
                 "hidden": 16,
                 "layers": 2,
             },
@@ -67,7 +67,7 @@ def seeds_csv(tmp_path):
 
 def test_molecular_campaign_runs_and_logs_pareto_molecules(tmp_path, prefect_api, seeds_csv, caplog):
     campaign = tmp_path / "campaign"
-    with caplog.at_level("WARNING", logger="data.molecules"):
+    with caplog.at_level("WARNING", logger="paretolab.data.molecules"):
         result = run_campaign(str(_molecule_config(tmp_path)), str(campaign))
     assert "row 301: 'C1CC'" in caplog.text and "row 302: 'not-a-molecule'" in caplog.text
     assert len(result["hypervolume"]) == 3 and result["hypervolume"][0] > 0

@@ -8,13 +8,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from data.molecules import nci_seed_path
-from data.store import CampaignStore
-from flows.campaign import run_campaign
+from paretolab.data.molecules import nci_seed_path
+from paretolab.data.store import CampaignStore
+from paretolab.flows.campaign import run_campaign
 from tests.conftest import ROOT
 
 SMALL = {"initial_design": 10, "rounds": 2, "batch_size": 4}
-SMALL_OPGFN = {"pool_size": 24, "steps_per_round": 6, "batch_size": 8, "hidden": 16, "layers": 2}
+SMALL_OPGFN = {"pool_size": 24, "steps_per_round": 6, "trajectories_per_step": 8, "hidden": 16, "layers": 2}
 
 
 def _shrunk(tmp_path, name: str, **space) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-import flows.campaign
-import flows.cli
+import paretolab.flows.campaign
+import paretolab.flows.cli
 
 torch.set_num_threads(1)
 
@@ -33,7 +33,7 @@ def _child(args: list[str], env: dict[str, str | None], log: str, cwd: str) -> N
     os.dup2(fd, 2)
     os.chdir(cwd)
     sys.argv = ["paretolab", *args]
-    flows.cli.main()
+    paretolab.flows.cli.main()
 
 
 class ForkRunner:

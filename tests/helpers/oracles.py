@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from data.faults import crash_point
-from data.spaces import SearchSpace
-from oracles.lab import LabOracle, LabRequest
-from oracles.synthetic import BraninCurrinOracle
+from paretolab.data.faults import crash_point
+from paretolab.data.spaces import SearchSpace
+from paretolab.oracles.lab import LabOracle, LabRequest
+from paretolab.oracles.synthetic import BraninCurrinOracle
 
 CALL_LOG = "PARETOLAB_TEST_CALL_LOG"
 RETURN_LOG = "PARETOLAB_TEST_RETURN_LOG"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from flows.campaign import run_campaign
+from paretolab.flows.campaign import run_campaign
 
 if __name__ == "__main__":
     run_campaign.serve(name=sys.argv[1], print_starting_message=False)

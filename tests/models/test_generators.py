@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from data.dataset import Dataset
-from data.spaces import GridSpace, SequenceSpace
-from models.generators.genetic import GeneticGenerator
-from models.generators.random import RandomGenerator
+from paretolab.data.dataset import Dataset
+from paretolab.data.spaces import GridSpace, SequenceSpace
+from paretolab.models.generators.genetic import GeneticGenerator
+from paretolab.models.generators.random import RandomGenerator
 
 SPACES = [GridSpace(2, 16), SequenceSpace("ACDEF", 3, 8)]
 

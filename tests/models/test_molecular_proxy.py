@@ -11,12 +11,12 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-from data.molecules import MoleculeFilters, MorganFingerprints, nci_seed_path, read_seed_file
-from data.spaces import MoleculeSpace, one_hot_tokens
-from models.proxies.gp import build_gp, exact_gp, fit_gp_proxy, heldout_metrics
-from models.proxies.kernels import MinMaxKernel, minmax_similarity
-from models.proxies.spectral import SpectralNegativeMLL, fit_scaled_fixed_kernel
-from oracles.molecular import MolecularOracle
+from paretolab.data.molecules import MoleculeFilters, MorganFingerprints, nci_seed_path, read_seed_file
+from paretolab.data.spaces import MoleculeSpace, one_hot_tokens
+from paretolab.models.proxies.gp import build_gp, exact_gp, fit_gp_proxy, heldout_metrics
+from paretolab.models.proxies.kernels import MinMaxKernel, minmax_similarity
+from paretolab.models.proxies.spectral import SpectralNegativeMLL, fit_scaled_fixed_kernel
+from paretolab.oracles.molecular import MolecularOracle
 
 
 def _brute_force(a, b):
@@ -47,7 +47,7 @@ def test_minmax_similarity_equals_its_definition_with_batches_and_zeros():
 
 
 def test_distinct_rows_are_found_exactly_and_the_cache_hands_out_copies():
-    from models.proxies.kernels import _cache, _unique_rows
+    from paretolab.models.proxies.kernels import _cache, _unique_rows
 
     one_hot = torch.zeros(4, 9, dtype=torch.double)
     one_hot[[0, 2], 1] = 1
@@ -132,10 +132,8 @@ def test_minmax_beats_rbf_on_one_hot_selfies_on_held_out_molecules(task):
     fingerprints = space.featurize(molecules)
     one_hot = one_hot_tokens(space.encode(molecules), space.vocab_size)
     g = torch.Generator().manual_seed(0)
-    tanimoto, _ = fit_gp_proxy(
-        fingerprints[train], Y[train], holdout_fraction=0.0, generator=g, kernel="minmax"
-    )
-    rbf, _ = fit_gp_proxy(one_hot[train], Y[train], holdout_fraction=0.0, generator=g, kernel="rbf")
+    tanimoto, _ = fit_gp_proxy(fingerprints[train], Y[train], holdout_fraction=0.0, rng=g, kernel="minmax")
+    rbf, _ = fit_gp_proxy(one_hot[train], Y[train], holdout_fraction=0.0, rng=g, kernel="rbf")
     ours = heldout_metrics(tanimoto, fingerprints[test], Y[test])
     theirs = heldout_metrics(rbf, one_hot[test], Y[test])
     assert ours["spearman"] > theirs["spearman"] + 0.1

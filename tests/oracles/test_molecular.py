@@ -8,11 +8,11 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
 
-from data.molecules import NAMED_MOLECULES
-from data.spaces import MoleculeSpace
-from oracles import molecular
-from oracles.molecular import Desirability, MolecularOracle
-from oracles.registry import oracle_class
+from paretolab.data.molecules import NAMED_MOLECULES
+from paretolab.data.spaces import MoleculeSpace
+from paretolab.oracles import molecular
+from paretolab.oracles.molecular import Desirability, MolecularOracle
+from paretolab.oracles.registry import oracle_class
 
 ASPIRIN = NAMED_MOLECULES["aspirin"]
 CELECOXIB = NAMED_MOLECULES["celecoxib"]
@@ -145,7 +145,7 @@ def test_bad_objective_specs_are_clear_errors(space, objectives, message):
 
 
 def test_registered_and_needs_a_molecule_space():
-    from data.spaces import SequenceSpace
+    from paretolab.data.spaces import SequenceSpace
 
     assert oracle_class("molecular") is MolecularOracle
     with pytest.raises(ValueError, match="needs a molecule space"):

@@ -2,10 +2,10 @@ import pytest
 import torch
 from botorch.test_functions.multi_objective import BraninCurrin
 
-from data.spaces import GridSpace, SequenceSpace
-from oracles.base import OracleError
-from oracles.registry import UnknownOracleError, available_oracles, oracle_class
-from oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
+from paretolab.data.spaces import GridSpace, SequenceSpace
+from paretolab.oracles.base import OracleError
+from paretolab.oracles.registry import UnknownOracleError, available_oracles, oracle_class
+from paretolab.oracles.synthetic import BraninCurrinOracle, DTLZ2Oracle
 from tests.helpers.oracles import FlakyOracle, WrongShapeOracle
 
 
@@ -58,7 +58,7 @@ def test_registry_by_name_import_path_and_unknown():
 
 
 def test_hypergrid_oracle_matches_the_papers_normalized_functions():
-    from oracles.hypergrid import HyperGridOracle
+    from paretolab.oracles.hypergrid import HyperGridOracle
 
     space = GridSpace(2, 32)
     oracle = HyperGridOracle(space, ["branin", "currin", "shubert", "beale"])
@@ -74,8 +74,8 @@ def test_hypergrid_oracle_matches_the_papers_normalized_functions():
 
 
 def test_ngram_oracle_counts_overlapping_motifs():
-    from data.spaces import SequenceSpace
-    from oracles.ngram import NGramOracle
+    from paretolab.data.spaces import SequenceSpace
+    from paretolab.oracles.ngram import NGramOracle
 
     space = SequenceSpace("ACDEFGHIKLMNPQRSTVWY", 4, 36)
     oracle = NGramOracle(space)

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.spaces import GridSpace
-from data.store import CampaignStore
-from flows.config import ConfigError, load_config
-from flows.factories import build_setup
-from oracles.registry import BUILTIN
+from paretolab.data.spaces import GridSpace
+from paretolab.data.store import CampaignStore
+from paretolab.flows.config import ConfigError, load_config
+from paretolab.flows.factories import build_setup
+from paretolab.oracles.registry import BUILTIN
 from tests.conftest import ROOT
 from tests.helpers.configs import write_config
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.spaces import MoleculeSpace, SequenceSpace
-from oracles import _poli_worker
-from oracles.base import OracleError
-from oracles.poli import PoliOracle, PoliWorkerError
+from paretolab.data.spaces import MoleculeSpace, SequenceSpace
+from paretolab.oracles import _poli_worker
+from paretolab.oracles.base import OracleError
+from paretolab.oracles.poli import PoliOracle, PoliWorkerError
 
 # poli 1.3: objective_factory.create(name=..., seed=..., **factory_kwargs) -> Problem with
 # .black_box; the black box takes a [b, L] array of strings (padded with info.padding_token)

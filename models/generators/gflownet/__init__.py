@@ -3,16 +3,21 @@ be built), policies (how it is parametrized), the sampler (how it is rolled out)
 signals (what objective values become) and loss objects (what is optimized). MOGFN-PC and
 OP-GFN share everything but their signal and loss."""
 
-from models.generators.gflownet.conditioning import Conditioning, ConditionSampler, simplex_grid, thermometer
-from models.generators.gflownet.envs import (
+from paretolab.models.generators.gflownet.conditioning import (
+    Conditioning,
+    ConditionSampler,
+    simplex_grid,
+    thermometer,
+)
+from paretolab.models.generators.gflownet.envs import (
     Environment,
     HyperGridEnvironment,
     SequenceEnvironment,
     environment_for,
 )
-from models.generators.gflownet.exact import terminal_distribution, total_variation
-from models.generators.gflownet.generator import GFlowNetGenerator
-from models.generators.gflownet.losses import (
+from paretolab.models.generators.gflownet.exact import terminal_distribution, total_variation
+from paretolab.models.generators.gflownet.generator import GFlowNetGenerator
+from paretolab.models.generators.gflownet.losses import (
     Loss,
     OrderPreserving,
     TrajectoryBalance,
@@ -20,17 +25,27 @@ from models.generators.gflownet.losses import (
     order_target,
     pair_target,
 )
-from models.generators.gflownet.mogfn import MOGFN, MOGFNGenerator, MOGFNSettings
-from models.generators.gflownet.opgfn import OPGFN, OPGFNGenerator
-from models.generators.gflownet.policy import CausalTransformerPolicy, LogPartition, MLPPolicy, Policy
-from models.generators.gflownet.sampler import (
+from paretolab.models.generators.gflownet.mogfn import MOGFN, MOGFNGenerator, MOGFNSettings
+from paretolab.models.generators.gflownet.opgfn import OPGFN, OPGFNGenerator
+from paretolab.models.generators.gflownet.policy import (
+    CausalTransformerPolicy,
+    LogPartition,
+    MLPPolicy,
+    Policy,
+)
+from paretolab.models.generators.gflownet.sampler import (
     Trajectories,
     backward_trajectories,
     sample_trajectories,
     trajectory_log_probs,
 )
-from models.generators.gflownet.signals import ParetoOrder, PreferenceReward
-from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn, TrainingSignal
+from paretolab.models.generators.gflownet.signals import ParetoOrder, PreferenceReward
+from paretolab.models.generators.gflownet.trainer import (
+    GFlowNet,
+    GFlowNetSettings,
+    ObjectiveFn,
+    TrainingSignal,
+)
 
 __all__ = [
     "MOGFN",

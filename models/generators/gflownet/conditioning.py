@@ -83,13 +83,13 @@ class ConditionSampler:
     def beta_max(self) -> float:
         return self.beta_range[1]
 
-    def sample(self, n: int, generator: torch.Generator) -> Conditioning:
+    def sample(self, n: int, rng: torch.Generator) -> Conditioning:
         """``n`` conditionings: Dirichlet preferences and uniform (or fixed) beta."""
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng))
         rng = np.random.default_rng(seed)
         preferences = torch.from_numpy(rng.dirichlet([self.alpha] * self.num_objectives, size=n))
         low, high = self.beta_range
-        beta = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.double)
+        beta = low + (high - low) * torch.rand(n, generator=rng, dtype=torch.double)
         return Conditioning(preferences.float(), beta.float())
 
     def fixed(self, preferences: Tensor, beta: float | None = None) -> Conditioning:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from data.spaces import PAD, GridSpace, SearchSpace
+from paretolab.data.spaces import PAD, GridSpace, SearchSpace
 
 __all__ = ["Environment", "HyperGridEnvironment", "SequenceEnvironment", "environment_for"]
 

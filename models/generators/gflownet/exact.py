@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.policy import Policy
+from paretolab.models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.policy import Policy
 
 __all__ = ["terminal_distribution", "total_variation"]
 

@@ -9,12 +9,12 @@ from abc import abstractmethod
 
 import torch
 
-from data.dataset import Dataset
-from data.spaces import SearchSpace
-from models.generators.base import Generator
-from models.generators.gflownet.envs import Environment, environment_for
-from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
-from models.rewards import ProxyReward
+from paretolab.data.dataset import Dataset
+from paretolab.data.spaces import SearchSpace
+from paretolab.models.generators.base import Generator
+from paretolab.models.generators.gflownet.envs import Environment, environment_for
+from paretolab.models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
+from paretolab.models.rewards import ProxyReward
 
 __all__ = ["GFlowNetGenerator"]
 
@@ -48,13 +48,13 @@ class GFlowNetGenerator(Generator):
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
         """Terminal states -> this round's training values ``n x m``."""
 
-    def update(self, reward: ProxyReward, dataset: Dataset, generator: torch.Generator) -> dict[str, float]:
+    def update(self, reward: ProxyReward, dataset: Dataset, rng: torch.Generator) -> dict[str, float]:
         objective = self.objective(reward, dataset)
         offline = None
         if self.replay_measured and len(dataset):
             offline = self.env.from_tokens(self.space.encode(dataset.candidates))
         start = time.perf_counter()
-        self.history = self.model.train(objective, self.steps_per_round, generator, offline)
+        self.history = self.model.train(objective, self.steps_per_round, rng, offline)
         elapsed = time.perf_counter() - start
         tail = max(1, len(self.history.get("loss", [])) // 10)
         return {

@@ -43,9 +43,9 @@ class Loss(ABC):
 
     @abstractmethod
     def __call__(
-        self, scores: TrajectoryScores, target: Tensor, generator: torch.Generator | None = None
+        self, scores: TrajectoryScores, target: Tensor, rng: torch.Generator | None = None
     ) -> Tensor:
-        """The loss of a batch; ``generator`` draws anything random (e.g. pairings)."""
+        """The loss of a batch; ``rng`` draws anything random (e.g. pairings)."""
 
 
 class TrajectoryBalance(Loss):
@@ -64,7 +64,7 @@ class TrajectoryBalance(Loss):
         return scores.learned_log_reward - log_reward
 
     def __call__(
-        self, scores: TrajectoryScores, log_reward: Tensor, generator: torch.Generator | None = None
+        self, scores: TrajectoryScores, log_reward: Tensor, rng: torch.Generator | None = None
     ) -> Tensor:
         return self.residuals(scores, log_reward).pow(2).mean()
 
@@ -111,7 +111,7 @@ class OrderPreserving(Loss):
     Groups follow the reference code: for a partial order (``m > 1``) the whole batch;
     for a total order (``m = 1``) pairs ``(i, pi(i))`` with a 2-way cross-entropy and a
     target of 1/2 on ties (``pairs=True``), ``pi`` a random permutation of the batch
-    drawn with ``generator``. Each pair's loss is clamped at 100, as in the reference
+    drawn with ``rng``. Each pair's loss is clamped at 100, as in the reference
     molecule code.
     """
 
@@ -122,7 +122,7 @@ class OrderPreserving(Loss):
         self.pairs = pairs
 
     def __call__(
-        self, scores: TrajectoryScores, values: Tensor, generator: torch.Generator | None = None
+        self, scores: TrajectoryScores, values: Tensor, rng: torch.Generator | None = None
     ) -> Tensor:
         if values.ndim != 2 or len(values) != len(scores.log_pf):
             raise ValueError(
@@ -135,9 +135,9 @@ class OrderPreserving(Loss):
         n = len(learned)
         if n < 2:
             return learned.sum() * 0.0
-        if generator is None:
-            raise ValueError("pairs of a total order are drawn at random: pass a generator")
-        partner = torch.randperm(n, generator=generator).to(learned.device)
+        if rng is None:
+            raise ValueError("pairs of a total order are drawn at random: pass an rng")
+        partner = torch.randperm(n, generator=rng).to(learned.device)
         target = pair_target(values, values[partner]).to(learned)
         logits = torch.stack([learned, learned[partner]], 1)
         per_pair = -(target * torch.log_softmax(logits, 1)).sum(1)

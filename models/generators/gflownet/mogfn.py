@@ -8,41 +8,23 @@ conditional trajectory balance (eq. 6). Sampling over many ``w`` covers the Pare
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor
 
-from data.dataset import Dataset
-from models.generators.gflownet.conditioning import Conditioning, ConditionSampler
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.generator import GFlowNetGenerator
-from models.generators.gflownet.losses import TrajectoryBalance
-from models.generators.gflownet.signals import PreferenceReward
-from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
-from models.rewards import ProxyReward, Scalarization, WeightedSum
+from paretolab.data.dataset import Dataset
+from paretolab.models.generators.gflownet.conditioning import Conditioning, ConditionSampler
+from paretolab.models.generators.gflownet.config import MOGFNSettings
+from paretolab.models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.generator import GFlowNetGenerator
+from paretolab.models.generators.gflownet.losses import TrajectoryBalance
+from paretolab.models.generators.gflownet.signals import PreferenceReward
+from paretolab.models.generators.gflownet.trainer import GFlowNet, ObjectiveFn
+from paretolab.models.rewards import ProxyReward, scalarization
 
 __all__ = ["MOGFN", "MOGFNGenerator", "MOGFNSettings"]
 
 MARGIN = 0.1
 """Share of the measured range added below the worst measured value when normalizing."""
-
-
-@dataclass
-class MOGFNSettings(GFlowNetSettings):
-    """Hyper-parameters of MOGFN-PC (defaults follow the paper's code where it has one)."""
-
-    beta: float | tuple[float, float] = 16.0
-    """Inverse temperature of the reward, fixed or a ``(low, high)`` range to sample."""
-    alpha: float = 1.0
-    """Dirichlet concentration of the sampled preferences."""
-    thermometer_bins: int = 50
-    scalarization: Scalarization = field(default_factory=WeightedSum)
-    min_log_reward: float | None = None
-    """Optional floor of ``beta * log s`` (recursionpharma/gflownet clips at -75). Off by
-    default: with a large ``beta`` a floor flattens every low reward to the same value and
-    removes the training signal; ``log 0`` is kept finite by ``MIN_SCALARIZED_REWARD``
-    and the gradient clip bounds its pull, as in the MOGFN reference code."""
 
 
 class MOGFN(GFlowNet):
@@ -60,16 +42,16 @@ class MOGFN(GFlowNet):
     ) -> None:
         s = settings or MOGFNSettings()
         self.conditions = ConditionSampler(num_objectives, s.beta, s.alpha, s.thermometer_bins)
-        signal = PreferenceReward(self.conditions, s.scalarization, s.min_log_reward)
+        signal = PreferenceReward(self.conditions, scalarization(s.scalarization), s.min_log_reward)
         super().__init__(env, num_objectives, signal, TrajectoryBalance(), s, seed=seed, device=device)
 
     def log_reward(self, rewards: Tensor, conditioning: Conditioning) -> Tensor:
         """``beta * log s(r, w)`` for objective rewards ``n x m`` (eq. 5, in log space)."""
         return self.signal.target(rewards, conditioning)
 
-    def sample(self, conditioning: Conditioning, generator: torch.Generator) -> Tensor:
+    def sample(self, conditioning: Conditioning, rng: torch.Generator) -> Tensor:
         """Terminal states, one per conditioning (no exploration)."""
-        return self.sample_states(len(conditioning), generator, conditioning)
+        return self.sample_states(len(conditioning), rng, conditioning)
 
 
 class MOGFNGenerator(GFlowNetGenerator):
@@ -106,8 +88,8 @@ class MOGFNGenerator(GFlowNetGenerator):
 
         return score
 
-    def propose(self, n: int, generator: torch.Generator) -> list[str]:
-        conditioning = self.model.conditions.sample(n, generator)
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
+        conditioning = self.model.conditions.sample(n, rng)
         conditioning.beta.fill_(self.model.conditions.beta_max)
-        states = self.model.sample(conditioning, generator)
+        states = self.model.sample(conditioning, rng)
         return self.space.decode(self.env.to_tokens(states).cpu())

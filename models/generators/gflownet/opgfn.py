@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from data.dataset import Dataset
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.generator import GFlowNetGenerator
-from models.generators.gflownet.losses import OrderPreserving, TrajectoryScores
-from models.generators.gflownet.sampler import backward_trajectories, trajectory_log_probs
-from models.generators.gflownet.signals import ParetoOrder
-from models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
-from models.rewards import ProxyReward
+from paretolab.data.dataset import Dataset
+from paretolab.models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.generator import GFlowNetGenerator
+from paretolab.models.generators.gflownet.losses import OrderPreserving, TrajectoryScores
+from paretolab.models.generators.gflownet.sampler import backward_trajectories, trajectory_log_probs
+from paretolab.models.generators.gflownet.signals import ParetoOrder
+from paretolab.models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
+from paretolab.models.rewards import ProxyReward
 
 __all__ = ["OPGFN", "OPGFNGenerator"]
 
@@ -53,11 +53,11 @@ class OPGFN(GFlowNet):
         super().__init__(env, num_objectives, ParetoOrder(), loss, s, seed=seed, device=device)
 
     @torch.no_grad()
-    def learned_log_reward(self, states: Tensor, generator: torch.Generator) -> Tensor:
+    def learned_log_reward(self, states: Tensor, rng: torch.Generator) -> Tensor:
         """``log R^(x)`` of terminal states along one backward trajectory each (exact on a
         tree, where each state has one trajectory; an estimate on a DAG)."""
         states = states.to(self.device)
-        trajectories = backward_trajectories(self.env, states, generator)
+        trajectories = backward_trajectories(self.env, states, rng)
         condition = self.signal.encode(None, len(states), self.device)
         log_pf, log_pb = trajectory_log_probs(self.env, self.policy, trajectories, condition)
         return TrajectoryScores(self.log_z(condition), log_pf, log_pb).learned_log_reward
@@ -99,6 +99,6 @@ class OPGFNGenerator(GFlowNetGenerator):
 
         return values
 
-    def propose(self, n: int, generator: torch.Generator) -> list[str]:
-        states = self.model.sample_states(n, generator)
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
+        states = self.model.sample_states(n, rng)
         return self.space.decode(self.env.to_tokens(states).cpu())

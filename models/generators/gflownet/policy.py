@@ -9,7 +9,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.envs import Environment
 
 __all__ = ["CausalTransformerPolicy", "LogPartition", "MLPPolicy", "Policy", "mlp"]
 

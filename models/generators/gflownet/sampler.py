@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.policy import Policy
+from paretolab.models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.policy import Policy
 
 __all__ = ["Trajectories", "backward_trajectories", "sample_trajectories", "trajectory_log_probs"]
 
@@ -66,13 +66,13 @@ def sample_trajectories(
     env: Environment,
     policy: Policy,
     condition: Tensor,
-    generator: torch.Generator,
+    rng: torch.Generator,
     epsilon: float = 0.0,
 ) -> Trajectories:
     """Roll out one trajectory per row of the encoded ``condition`` (``n x c``).
 
     With probability ``epsilon`` an action is drawn uniformly among the valid ones
-    (off-policy exploration; trajectory balance stays valid). Draws use ``generator``
+    (off-policy exploration; trajectory balance stays valid). Draws use ``rng``
     on the CPU whatever the device (the same seed gives the same run on one device;
     devices differ only by floating-point rounding of the policy).
     """
@@ -88,7 +88,7 @@ def sample_trajectories(
         if epsilon > 0:
             uniform = mask / mask.sum(-1, keepdim=True)
             probs = (1 - epsilon) * probs + epsilon * uniform
-        chosen = torch.multinomial(probs.float().cpu(), 1, generator=generator).squeeze(-1).to(device)
+        chosen = torch.multinomial(probs.float().cpu(), 1, generator=rng).squeeze(-1).to(device)
         action = torch.full((n,), NO_ACTION, dtype=torch.long, device=device)
         action[rows] = chosen
         moving = rows[chosen != env.stop]
@@ -103,7 +103,7 @@ def sample_trajectories(
 
 
 @torch.no_grad()
-def backward_trajectories(env: Environment, terminal: Tensor, generator: torch.Generator) -> Trajectories:
+def backward_trajectories(env: Environment, terminal: Tensor, rng: torch.Generator) -> Trajectories:
     """Trajectories ending in the given terminal states, each parent drawn uniformly
     (the unique path in a tree)."""
     n, device = len(terminal), terminal.device
@@ -114,7 +114,7 @@ def backward_trajectories(env: Environment, terminal: Tensor, generator: torch.G
         mask = env.backward_mask(state)
         has_parent = mask.any(-1)
         weights = torch.where(has_parent[:, None], mask, torch.ones_like(mask)).float()
-        choice = torch.multinomial(weights.cpu(), 1, generator=generator).squeeze(-1).to(device)
+        choice = torch.multinomial(weights.cpu(), 1, generator=rng).squeeze(-1).to(device)
         state = torch.where(has_parent[:, None], env.backward_step(state, choice), state)
         backward.append(state)
     path = torch.stack(backward)  # path[k] = state k backward steps before the end

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.generators.gflownet.conditioning import Conditioning, ConditionSampler
-from models.generators.gflownet.trainer import TrainingSignal
-from models.rewards import Scalarization, log_reward
+from paretolab.models.generators.gflownet.conditioning import Conditioning, ConditionSampler
+from paretolab.models.generators.gflownet.trainer import TrainingSignal
+from paretolab.models.rewards import Scalarization, log_reward
 
 __all__ = ["ParetoOrder", "PreferenceReward"]
 
@@ -30,8 +30,8 @@ class PreferenceReward(TrainingSignal):
         self.min_log_reward = min_log_reward
         self.condition_size = conditions.encoding_size
 
-    def sample(self, n: int, generator: torch.Generator) -> Conditioning:
-        return self.conditions.sample(n, generator)
+    def sample(self, n: int, rng: torch.Generator) -> Conditioning:
+        return self.conditions.sample(n, rng)
 
     def encode(self, conditioning: Conditioning, n: int, device: torch.device) -> Tensor:
         if conditioning is None:

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from data.pareto import pareto_rank
-from models.generators.gflownet.envs import Environment
-from models.generators.gflownet.losses import Loss, TrajectoryScores, ordered_values
-from models.generators.gflownet.policy import CausalTransformerPolicy, LogPartition, MLPPolicy, Policy
-from models.generators.gflownet.sampler import (
+from paretolab.data.pareto import pareto_rank
+from paretolab.models.generators.gflownet.config import GFlowNetSettings
+from paretolab.models.generators.gflownet.envs import Environment
+from paretolab.models.generators.gflownet.losses import Loss, TrajectoryScores, ordered_values
+from paretolab.models.generators.gflownet.policy import (
+    CausalTransformerPolicy,
+    LogPartition,
+    MLPPolicy,
+    Policy,
+)
+from paretolab.models.generators.gflownet.sampler import (
     Trajectories,
     backward_trajectories,
     sample_trajectories,
@@ -34,31 +39,6 @@ ObjectiveFn = Callable[[Tensor], Tensor]
 """Terminal states ``n x state_size`` -> objective values ``n x m`` (maximized)."""
 
 
-@dataclass
-class GFlowNetSettings:
-    """What every GFlowNet variant shares: network, optimizer, exploration and replay."""
-
-    epsilon: float = 0.01
-    """Probability of a uniformly random valid action while training."""
-    batch_size: int = 128
-    lr: float = 1e-3
-    """Learning rate of the policy."""
-    logz_lr: float = 1e-2
-    """Learning rate of ``log Z``."""
-    hidden: int = 64
-    layers: int = 3
-    policy: str = "auto"
-    """``mlp``, ``transformer`` (sequences), or ``auto``: transformer for sequences, MLP else."""
-    learn_backward: bool = False
-    """Learn ``P_B`` (DAG spaces only); otherwise uniform over parents."""
-    replay_fraction: float = 0.0
-    """Share of each batch replayed from the buffer of high-value terminal states."""
-    replay_capacity: int = 1000
-    grad_clip: float = 10.0
-    weight_decay: float = 0.0
-    """Adam's L2 penalty on all weights (the OP-GFN reference code uses 1e-4)."""
-
-
 class TrainingSignal(ABC):
     """What a batch's objective values become for the loss, and what the policy and
     ``log Z`` are conditioned on (nothing, by default)."""
@@ -66,7 +46,7 @@ class TrainingSignal(ABC):
     condition_size: int = 0
     """Width of the encoded conditioning (0: an unconditional GFlowNet)."""
 
-    def sample(self, n: int, generator: torch.Generator) -> Any:
+    def sample(self, n: int, rng: torch.Generator) -> Any:
         """Conditionings of ``n`` training trajectories (``None``: unconditional)."""
         return None
 
@@ -158,19 +138,19 @@ class GFlowNet:
         self.buffer_states, self.buffer_values, self.buffer_pinned = states, values, pins
 
     # -- training -----------------------------------------------------------------------
-    def train_step(self, objective: ObjectiveFn, generator: torch.Generator) -> dict[str, float]:
+    def train_step(self, objective: ObjectiveFn, rng: torch.Generator) -> dict[str, float]:
         """One step on a batch of on-policy and replayed trajectories (replayed ones keep
         the values they were stored with; :meth:`train` rescores the buffer)."""
         s = self.settings
-        n_replay = round(s.replay_fraction * s.batch_size) if len(self.buffer_states) else 0
-        n_online = s.batch_size - n_replay
-        conditioning = self.signal.sample(s.batch_size, generator)
-        condition = self.signal.encode(conditioning, s.batch_size, self.device)
-        parts = [sample_trajectories(self.env, self.policy, condition[:n_online], generator, s.epsilon)]
+        n_replay = round(s.replay_fraction * s.trajectories_per_step) if len(self.buffer_states) else 0
+        n_online = s.trajectories_per_step - n_replay
+        conditioning = self.signal.sample(s.trajectories_per_step, rng)
+        condition = self.signal.encode(conditioning, s.trajectories_per_step, self.device)
+        parts = [sample_trajectories(self.env, self.policy, condition[:n_online], rng, s.epsilon)]
         replayed = None
         if n_replay:
-            pick = torch.randint(0, len(self.buffer_states), (n_replay,), generator=generator).to(self.device)
-            parts.append(backward_trajectories(self.env, self.buffer_states[pick], generator))
+            pick = torch.randint(0, len(self.buffer_states), (n_replay,), generator=rng).to(self.device)
+            parts.append(backward_trajectories(self.env, self.buffer_states[pick], rng))
             replayed = self.buffer_values[pick]
         trajectories = Trajectories.cat(parts) if len(parts) > 1 else parts[0]
         values = objective(trajectories.terminal[:n_online]).to(self.device).float()
@@ -183,7 +163,7 @@ class GFlowNet:
             self.remember(trajectories.terminal[:n_online], values)
         if replayed is not None:
             values = torch.cat([values, replayed])
-        loss, scores = self._loss(trajectories, condition, conditioning, values, generator)
+        loss, scores = self._loss(trajectories, condition, conditioning, values, rng)
         self.optimizer.zero_grad()
         finite = bool(torch.isfinite(loss))
         if finite:  # a NaN reward must not poison every weight
@@ -207,17 +187,17 @@ class GFlowNet:
         condition: Tensor,
         conditioning: Any,
         values: Tensor,
-        generator: torch.Generator,
+        rng: torch.Generator,
     ) -> tuple[Tensor, TrajectoryScores]:
         log_pf, log_pb = trajectory_log_probs(self.env, self.policy, trajectories, condition)
         scores = TrajectoryScores(self.log_z(condition), log_pf, log_pb)
-        return self.loss(scores, self.signal.target(values, conditioning), generator), scores
+        return self.loss(scores, self.signal.target(values, conditioning), rng), scores
 
     def train(
         self,
         objective: ObjectiveFn,
         steps: int,
-        generator: torch.Generator,
+        rng: torch.Generator,
         offline: Tensor | None = None,
     ) -> dict[str, list[float]]:
         """``steps`` training steps; ``offline`` terminal states (measured candidates)
@@ -229,16 +209,16 @@ class GFlowNet:
             self.remember(offline, objective(offline), pinned=True)
         history: dict[str, list[float]] = {}
         for _ in range(steps):
-            for key, value in self.train_step(objective, generator).items():
+            for key, value in self.train_step(objective, rng).items():
                 history.setdefault(key, []).append(value)
         return history
 
     # -- sampling -----------------------------------------------------------------------
-    def sample_states(self, n: int, generator: torch.Generator, conditioning: Any = None) -> Tensor:
+    def sample_states(self, n: int, rng: torch.Generator, conditioning: Any = None) -> Tensor:
         """``n`` terminal states (no exploration), under ``conditioning`` when the signal
         conditions the policy."""
         condition = self.signal.encode(conditioning, n, self.device)
-        return sample_trajectories(self.env, self.policy, condition, generator).terminal
+        return sample_trajectories(self.env, self.policy, condition, rng).terminal
 
     # -- persistence --------------------------------------------------------------------
     def state_dict(self) -> dict:

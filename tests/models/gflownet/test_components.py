@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from data.dataset import Dataset
-from data.spaces import PAD, GridSpace, SequenceSpace
-from models.generators.gflownet import (
+from paretolab.data.dataset import Dataset
+from paretolab.data.spaces import PAD, GridSpace, SequenceSpace
+from paretolab.models.generators.gflownet import (
     MOGFN,
     ConditionSampler,
     HyperGridEnvironment,
@@ -21,8 +21,8 @@ from models.generators.gflownet import (
     simplex_grid,
     thermometer,
 )
-from models.proxies.gp import fit_gp_proxy
-from models.rewards import (
+from paretolab.models.proxies.gp import fit_gp_proxy
+from paretolab.models.rewards import (
     MIN_SCALARIZED_REWARD,
     ProxyReward,
     Tchebycheff,
@@ -90,7 +90,13 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     ids=["grid", "sequence"],
 )
 def test_sampled_trajectories_respect_masks_and_replay_round_trips(env, device):
-    model = MOGFN(env, 2, MOGFNSettings(hidden=16, layers=2, thermometer_bins=4), seed=0, device=device)
+    model = MOGFN(
+        env,
+        2,
+        MOGFNSettings(trajectories_per_step=128, hidden=16, layers=2, thermometer_bins=4),
+        seed=0,
+        device=device,
+    )
     conditioning = model.conditions.sample(200, torch.Generator().manual_seed(0)).to(model.device)
     cond = model.conditions.encode(conditioning)
     traj = sample_trajectories(env, model.policy, cond, torch.Generator().manual_seed(1), epsilon=0.5)
@@ -112,14 +118,16 @@ def test_sampled_trajectories_respect_masks_and_replay_round_trips(env, device):
 
 def test_invalid_actions_are_never_sampled_at_the_edges():
     env = SequenceEnvironment(SequenceSpace("AB", 3, 3))
-    model = MOGFN(env, 1, MOGFNSettings(hidden=8, layers=1, thermometer_bins=2), seed=0)
+    model = MOGFN(
+        env, 1, MOGFNSettings(trajectories_per_step=128, hidden=8, layers=1, thermometer_bins=2), seed=0
+    )
     cond = model.conditions.encode(model.conditions.sample(500, torch.Generator()))
     traj = sample_trajectories(env, model.policy, cond, torch.Generator().manual_seed(0), epsilon=0.9)
     assert ((traj.terminal != PAD).sum(-1) == 3).all()
 
 
 def _grid_dataset(space, n=20):
-    from oracles.hypergrid import HyperGridOracle
+    from paretolab.oracles.hypergrid import HyperGridOracle
 
     candidates = space.sample(n, torch.Generator().manual_seed(0))
     candidates = list(dict.fromkeys(candidates))
@@ -131,9 +139,11 @@ def _grid_dataset(space, n=20):
 def test_generator_trains_on_the_proxy_warm_starts_and_restores(tmp_path, device):
     space = GridSpace(2, 8)
     data = _grid_dataset(space)
-    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0))
     reward = ProxyReward(model.to(device), space)
-    settings = MOGFNSettings(batch_size=32, hidden=32, layers=2, thermometer_bins=8, replay_fraction=0.25)
+    settings = MOGFNSettings(
+        trajectories_per_step=32, hidden=32, layers=2, thermometer_bins=8, replay_fraction=0.25
+    )
     gen = MOGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5, device=device)
     metrics = gen.update(reward, data, torch.Generator().manual_seed(0))
     assert {"loss", "log_z", "steps_per_second"} <= metrics.keys() and math.isfinite(metrics["loss"])
@@ -164,7 +174,9 @@ def test_learned_backward_policy_is_refused_on_a_tree():
 
 def test_learned_backward_policy_trains_on_a_grid():
     env = HyperGridEnvironment(GridSpace(2, 5))
-    settings = MOGFNSettings(learn_backward=True, hidden=16, layers=2, thermometer_bins=4, batch_size=16)
+    settings = MOGFNSettings(
+        learn_backward=True, hidden=16, layers=2, thermometer_bins=4, trajectories_per_step=16
+    )
     model = MOGFN(env, 2, settings, seed=0)
     history = model.train(lambda s: (s.float() + 1) / 5, 5, torch.Generator().manual_seed(0))
     assert all(math.isfinite(v) for v in history["loss"])
@@ -175,8 +187,10 @@ def test_campaign_reward_is_normalized_by_the_measurements_even_when_one_is_cons
     data = _grid_dataset(space)
     Y = torch.stack([data.Y[:, 0], torch.full_like(data.Y[:, 0], 0.5)], -1)  # nothing learned yet
     data = Dataset(data.candidates, data.X, Y)
-    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
-    gen = MOGFNGenerator(space, 2, MOGFNSettings(hidden=8, layers=1, thermometer_bins=4), kappa=0.5)
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0))
+    gen = MOGFNGenerator(
+        space, 2, MOGFNSettings(trajectories_per_step=128, hidden=8, layers=1, thermometer_bins=4), kappa=0.5
+    )
     every = gen.env.from_tokens(space.encode([f"{i},{j}" for i in range(8) for j in range(8)]))
     rewards = gen.objective(ProxyReward(model, space), data)(every)
     assert torch.isfinite(rewards).all() and (rewards >= 0).all()

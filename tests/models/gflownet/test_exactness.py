@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from data.spaces import GridSpace, SequenceSpace
-from models.generators.gflownet import (
+from paretolab.data.spaces import GridSpace, SequenceSpace
+from paretolab.models.generators.gflownet import (
     MOGFN,
     Conditioning,
     Environment,
@@ -76,7 +76,7 @@ def _max_tv(model: MOGFN, objectives) -> list[float]:
 )
 def test_trained_conditional_model_matches_target_exactly(env, objectives, steps, size, device):
     settings = MOGFNSettings(
-        beta=BETA, batch_size=128, epsilon=0.05, hidden=64, layers=2, thermometer_bins=16
+        beta=BETA, trajectories_per_step=128, epsilon=0.05, hidden=64, layers=2, thermometer_bins=16
     )
     model = MOGFN(env, 2, settings, seed=0, device=device)
     untrained = _max_tv(model, objectives)

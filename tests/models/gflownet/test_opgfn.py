@@ -10,10 +10,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from data.dataset import Dataset
-from data.pareto import pareto_mask
-from data.spaces import GridSpace, SequenceSpace
-from models.generators.gflownet import (
+from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import pareto_mask
+from paretolab.data.spaces import GridSpace, SequenceSpace
+from paretolab.models.generators.gflownet import (
     MOGFN,
     OPGFN,
     GFlowNetSettings,
@@ -26,9 +26,9 @@ from models.generators.gflownet import (
     pair_target,
     terminal_distribution,
 )
-from models.proxies.gp import fit_gp_proxy
-from models.rewards import ProxyReward
-from oracles.hypergrid import HyperGridOracle, hypergrid_values
+from paretolab.models.proxies.gp import fit_gp_proxy
+from paretolab.models.rewards import ProxyReward
+from paretolab.oracles.hypergrid import HyperGridOracle, hypergrid_values
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 INF = float("inf")
@@ -101,11 +101,11 @@ def test_training_is_invariant_to_monotone_transforms_of_the_objectives(replay):
 
     # with replay, a small buffer is pruned many times: what it keeps must not depend on scale
     settings = GFlowNetSettings(
-        batch_size=32, hidden=16, layers=2, policy="mlp", replay_fraction=replay, replay_capacity=6
+        trajectories_per_step=32, hidden=16, layers=2, policy="mlp", replay_fraction=replay, replay_capacity=6
     )
     assert torch.equal(_train(OPGFN, settings, objective), _train(OPGFN, settings, transformed))
     # MOGFN-PC's scalarized reward is not: the same transform changes what it learns
-    mogfn = MOGFNSettings(batch_size=32, hidden=16, layers=2, thermometer_bins=4)
+    mogfn = MOGFNSettings(trajectories_per_step=32, hidden=16, layers=2, thermometer_bins=4)
     assert not torch.equal(_train(MOGFN, mogfn, objective), _train(MOGFN, mogfn, transformed))
 
 
@@ -127,7 +127,13 @@ def test_single_objective_ranking_and_sparsification_measured_exactly():
 
     # the reference's replay buffer keeps the best states in the order's pairs
     settings = GFlowNetSettings(
-        batch_size=64, lr=1e-3, hidden=64, layers=2, policy="mlp", replay_fraction=0.5, replay_capacity=20
+        trajectories_per_step=64,
+        lr=1e-3,
+        hidden=64,
+        layers=2,
+        policy="mlp",
+        replay_fraction=0.5,
+        replay_capacity=20,
     )
     model = OPGFN(env, 1, settings, seed=0)
     generator = torch.Generator().manual_seed(1)
@@ -157,7 +163,7 @@ def test_multi_objective_sampler_concentrates_on_the_pareto_front():
     def objective(states):
         return hypergrid_values(states, 8, ["branin", "currin"]).float()
 
-    model = OPGFN(env, 2, GFlowNetSettings(batch_size=128, lr=1e-2, hidden=64, layers=3), seed=0)
+    model = OPGFN(env, 2, GFlowNetSettings(trajectories_per_step=128, lr=1e-2, hidden=64, layers=3), seed=0)
     states, p = terminal_distribution(env, model.policy, torch.zeros(0))
     front = pareto_mask(objective(states))
     before = p[front].sum().item()
@@ -169,7 +175,9 @@ def test_multi_objective_sampler_concentrates_on_the_pareto_front():
 
 def test_measured_states_stay_in_a_small_replay_buffer():
     env = environment_for(GridSpace(2, 8))
-    settings = GFlowNetSettings(batch_size=16, hidden=8, layers=1, replay_fraction=0.25, replay_capacity=3)
+    settings = GFlowNetSettings(
+        trajectories_per_step=16, hidden=8, layers=1, replay_fraction=0.25, replay_capacity=3
+    )
     model = OPGFN(env, 2, settings, seed=0)
     measured = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1], [7, 0]])  # poor points, except (7, 0)
 
@@ -187,7 +195,7 @@ def test_measured_states_stay_in_a_small_replay_buffer():
 
 
 def test_replay_keeps_members_first_and_ties_as_ties():
-    from models.generators.gflownet.trainer import _best_first
+    from paretolab.models.generators.gflownet.trainer import _best_first
 
     Y = torch.tensor([[1, 2], [2, 1], [-INF, 5], [float("nan"), 9], [0, 0], [1, 1], [1, 1], [0, 2]])
     order = _best_first(Y).tolist()
@@ -200,8 +208,10 @@ def test_an_opgfn_batch_of_replay_only_trains():
     space = GridSpace(2, 8)
     candidates = ["1,2", "3,4", "5,6"]
     data = Dataset(candidates, space.featurize(candidates), HyperGridOracle(space)(candidates).values)
-    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
-    settings = GFlowNetSettings(batch_size=2, hidden=8, layers=1, replay_fraction=0.75)  # nothing online
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0))
+    settings = GFlowNetSettings(
+        trajectories_per_step=2, hidden=8, layers=1, replay_fraction=0.75
+    )  # nothing online
     gen = OPGFNGenerator(space, 2, settings, steps_per_round=3)
     assert math.isfinite(gen.update(ProxyReward(model, space), data, torch.Generator())["loss"])
 
@@ -212,7 +222,9 @@ def test_learned_backward_policy_is_refused():
 
 
 def test_an_objective_of_the_wrong_shape_is_refused():
-    model = OPGFN(environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(batch_size=8, hidden=8, layers=1))
+    model = OPGFN(
+        environment_for(GridSpace(2, 4)), 2, GFlowNetSettings(trajectories_per_step=8, hidden=8, layers=1)
+    )
     with pytest.raises(ValueError, match=r"shape \(8, 3\) for 8 states and 2 objectives"):
         model.train(lambda s: torch.zeros(len(s), 3), 1, torch.Generator())
 
@@ -220,7 +232,9 @@ def test_an_objective_of_the_wrong_shape_is_refused():
 def test_learned_log_reward_is_exact_on_a_tree():
     space, _ = _sequence_task(0)
     env = environment_for(space)
-    model = OPGFN(env, 1, GFlowNetSettings(hidden=16, layers=2, policy="mlp"), seed=0)
+    model = OPGFN(
+        env, 1, GFlowNetSettings(trajectories_per_step=128, hidden=16, layers=2, policy="mlp"), seed=0
+    )
     states, p = terminal_distribution(env, model.policy, torch.zeros(0))
     log_r = model.learned_log_reward(states, torch.Generator().manual_seed(0))
     log_z = model.log_z(torch.zeros(1, 0)).item()
@@ -232,9 +246,9 @@ def test_campaign_generator_orders_predictions_with_the_measurements(tmp_path, d
     space = GridSpace(2, 8)
     candidates = list(dict.fromkeys(space.sample(20, torch.Generator().manual_seed(0))))
     data = Dataset(candidates, space.featurize(candidates), HyperGridOracle(space)(candidates).values)
-    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0))
+    model, _ = fit_gp_proxy(data.X, data.Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0))
     reward = ProxyReward(model.to(device), space)
-    settings = GFlowNetSettings(batch_size=32, hidden=32, layers=2, replay_fraction=0.25)
+    settings = GFlowNetSettings(trajectories_per_step=32, hidden=32, layers=2, replay_fraction=0.25)
     gen = OPGFNGenerator(space, 2, settings, steps_per_round=30, kappa=0.5, device=device)
     metrics = gen.update(reward, data, torch.Generator().manual_seed(0))
     assert math.isfinite(metrics["loss"]) and len(gen.history["loss"]) == 30
@@ -270,7 +284,7 @@ def test_campaign_generator_orders_predictions_with_the_measurements(tmp_path, d
 def test_a_measured_molecule_is_ordered_at_its_measurement_whatever_its_selfies():
     import selfies as sf
 
-    from data.spaces import PAD, MoleculeSpace
+    from paretolab.data.spaces import PAD, MoleculeSpace
 
     space = MoleculeSpace(["CCO", "c1ccccc1O", "CC(=O)O", "CCN", "CCCC"], 20)
     candidates = ["CCO", "Oc1ccccc1", "CC(=O)O", "CCN"]
@@ -278,9 +292,14 @@ def test_a_measured_molecule_is_ordered_at_its_measurement_whatever_its_selfies(
     Y = torch.tensor([[0.1, 0.2], [0.3, 0.1], [0.5, 0.5], [0.2, 0.9]], dtype=torch.double)
     data = Dataset(candidates, space.featurize(candidates), Y)
     model, _ = fit_gp_proxy(
-        data.X, data.Y, holdout_fraction=0.0, generator=torch.Generator().manual_seed(0), kernel="minmax"
+        data.X, data.Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0), kernel="minmax"
     )
-    gen = OPGFNGenerator(space, 2, GFlowNetSettings(hidden=8, layers=1, replay_fraction=0.25), kappa=1.0)
+    gen = OPGFNGenerator(
+        space,
+        2,
+        GFlowNetSettings(trajectories_per_step=128, hidden=8, layers=1, replay_fraction=0.25),
+        kappa=1.0,
+    )
     objective = gen.objective(ProxyReward(model, space), data)
     alias = list(sf.split_selfies(sf.encoder("OCC")))  # ethanol written from the other end
     assert alias != list(sf.split_selfies(sf.encoder("CCO")))

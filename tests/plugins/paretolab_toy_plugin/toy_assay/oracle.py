@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from data.spaces import SearchSpace
-from oracles.base import Objective, Oracle
+from paretolab.data.spaces import SearchSpace
+from paretolab.oracles.base import Objective, Oracle
 
 
 class ToyAssay(Oracle):

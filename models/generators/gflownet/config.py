@@ -1,0 +1,93 @@
+"""The GFlowNet generators' settings, declared once: what the trainer reads
+(:class:`GFlowNetSettings`, :class:`MOGFNSettings`) and what a campaign adds (pool size,
+training steps per round, optimism, replay of measured candidates). The campaign config
+embeds :class:`MOGFNGeneratorConfig` and :class:`OPGFNGeneratorConfig` as they are."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from paretolab.data.strict import Strict
+
+__all__ = ["GFlowNetSettings", "MOGFNGeneratorConfig", "MOGFNSettings", "OPGFNGeneratorConfig"]
+
+
+class GFlowNetSettings(Strict):
+    """What every GFlowNet variant's training shares: network, optimizer, exploration and
+    replay."""
+
+    trajectories_per_step: int = Field(64, ge=1, description="trajectories sampled per training step")
+    epsilon: float = Field(0.01, ge=0, lt=1, description="chance of a uniformly random action in training")
+    lr: float = Field(1e-3, gt=0, description="policy learning rate")
+    logz_lr: float = Field(1e-2, gt=0, description="learning rate of log Z")
+    policy: Literal["auto", "mlp", "transformer"] = Field(
+        "auto", description="auto: causal transformer for sequences, MLP for grids"
+    )
+    hidden: int = Field(64, ge=4, description="width of the policy")
+    layers: int = Field(3, ge=1, description="MLP layers (a transformer gets one fewer)")
+    learn_backward: bool = Field(False, description="learn P_B on grids (else uniform over parents)")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each step's trajectories replayed")
+    replay_capacity: int = Field(1000, ge=0, description="best sampled states kept (0: measured only)")
+    grad_clip: float = Field(10.0, gt=0, description="gradient norm clip")
+    weight_decay: float = Field(0.0, ge=0, description="Adam's L2 penalty (the OP-GFN reference code: 1e-4)")
+
+
+class MOGFNSettings(GFlowNetSettings):
+    """MOGFN-PC's own hyper-parameters (defaults follow the paper's code where it has one)."""
+
+    beta: float | tuple[float, float] = Field(
+        16.0, description="reward exponent: a number, or [low, high] sampled per trajectory"
+    )
+    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration of the preferences")
+    thermometer_bins: int = Field(50, ge=2, description="bins of the preference/beta encoding")
+    scalarization: Literal["weighted_sum", "tchebycheff"] = "weighted_sum"
+    min_log_reward: float | None = Field(
+        None,
+        description=(
+            "optional floor of beta * log s (recursionpharma/gflownet clips at -75); off by default: "
+            "with a large beta a floor flattens every low reward to the same value"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_beta(self) -> MOGFNSettings:
+        low, high = (self.beta, self.beta) if isinstance(self.beta, float | int) else self.beta
+        if not 0 < low <= high:
+            raise ValueError(f"beta must be positive, with low <= high; got {self.beta}")
+        return self
+
+
+class _InCampaign(Strict):
+    """What a GFlowNet generator needs in a campaign on top of its training settings."""
+
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
+    steps_per_round: int = Field(200, ge=0, description="training steps per round")
+    kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
+    replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
+
+
+class MOGFNGeneratorConfig(MOGFNSettings, _InCampaign):
+    """Preference-conditional multi-objective GFlowNet (MOGFN-PC, Jain et al. 2023),
+    trained each round against the proxy and warm-started from the previous round."""
+
+    kind: Literal["mogfn"]
+
+
+class OPGFNGeneratorConfig(GFlowNetSettings, _InCampaign):
+    """Order-preserving GFlowNet (OP-GFN, Chen & Mauch 2024): learns a reward consistent
+    with Pareto dominance on the proxy's predictions and the measurements; no preference,
+    scalarization or reward exponent. Measured candidates enter the batches' order through
+    replay, so it replays a quarter of each step's trajectories by default."""
+
+    kind: Literal["opgfn"]
+    replay_fraction: float = Field(
+        0.25, gt=0, lt=1, description="share of each step replayed (measured and best sampled candidates)"
+    )
+
+    @model_validator(mode="after")
+    def _uniform_backward(self) -> OPGFNGeneratorConfig:
+        if self.learn_backward:
+            raise ValueError("OP-GFN trains with a uniform backward policy; learn_backward must be false")
+        return self
