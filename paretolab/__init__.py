@@ -31,6 +31,7 @@ import importlib.metadata as _metadata
 
 from paretolab.data.objectives import Objective
 from paretolab.data.results import ResultsError
+from paretolab.data.spaces import SearchSpace
 from paretolab.data.store import CampaignLockedError, StoreError
 from paretolab.flows.ask_tell import BudgetSpentError, Campaign, CampaignExistsError, Told
 from paretolab.flows.campaign_dir import CampaignMismatchError
@@ -58,6 +59,7 @@ __all__ = [
     "OracleError",
     "OracleResult",
     "ResultsError",
+    "SearchSpace",
     "SequenceSpace",
     "StoreError",
     "Told",

@@ -86,8 +86,8 @@ class ConditionSampler:
     def sample(self, n: int, rng: torch.Generator) -> Conditioning:
         """``n`` conditionings: Dirichlet preferences and uniform (or fixed) beta."""
         seed = int(torch.randint(0, 2**62, (1,), generator=rng))
-        rng = np.random.default_rng(seed)
-        preferences = torch.from_numpy(rng.dirichlet([self.alpha] * self.num_objectives, size=n))
+        dirichlet = np.random.default_rng(seed)
+        preferences = torch.from_numpy(dirichlet.dirichlet([self.alpha] * self.num_objectives, size=n))
         low, high = self.beta_range
         beta = low + (high - low) * torch.rand(n, generator=rng, dtype=torch.double)
         return Conditioning(preferences.float(), beta.float())

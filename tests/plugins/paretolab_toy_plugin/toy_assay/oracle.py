@@ -1,6 +1,6 @@
 """ToyAssay: a stand-in for a real assay, as a template for your own oracle.
 
-An oracle subclasses :class:`oracles.base.Oracle`, declares its ``objectives`` (name,
+An oracle subclasses :class:`paretolab.Oracle`, declares its ``objectives`` (name,
 direction, unit) and writes ``_evaluate``; the base class checks candidates against the
 campaign's search space before, and the returned values after.
 """
@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from paretolab.data.spaces import SearchSpace
-from paretolab.oracles.base import Objective, Oracle
+from paretolab import Objective, Oracle, SearchSpace
 
 
 class ToyAssay(Oracle):
