@@ -114,7 +114,8 @@ def test_import_from_a_folder_with_models_py_data_store_and_flows(installed, use
     probe = (
         "import paretolab, paretolab.data.store as s, paretolab.flows.engine as e, sys;"
         "print(paretolab.__file__); print(s.__file__); print(e.__file__);"
-        "print(paretolab.Campaign.__module__, paretolab.Oracle.__module__, paretolab.CampaignLockedError.__name__);"
+        "print(paretolab.Campaign.__module__, paretolab.Oracle.__module__,"
+        " paretolab.CampaignLockedError.__name__);"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('models', 'data', 'flows', 'oracles')))"
     )
     done = _run([sys.executable, "-c", probe], user_folder, installed)

@@ -29,7 +29,9 @@ CAMPAIGN_METHODS = [
 
 
 def test_the_public_names_are_exactly_all_and_documented():
-    public = {name for name in dir(pl) if not name.startswith("_") and not inspect.ismodule(getattr(pl, name))}
+    public = {
+        name for name in dir(pl) if not name.startswith("_") and not inspect.ismodule(getattr(pl, name))
+    }
     assert public == set(pl.__all__) - {"__version__"}
     assert pl.__version__ == importlib.metadata.version("paretolab")
     for name in public:
