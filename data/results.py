@@ -195,6 +195,179 @@ def _number(text: str) -> float | None:
     return float(text) if _NUMBER.match(text) else None
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One row of a results table, as text, with its name in messages."""
+
+    where: str
+    label: object
+    raw_id: str
+    stated: str
+    stated_round: str
+    cells: dict[str, str]
+    failure: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, object], label: object, columns: Mapping[str, str]) -> _Row:
+        return cls(
+            f"row {label}",
+            label,
+            str(row.get(ID_COLUMN, "") or "").strip(),
+            str(row.get("candidate", "") or "").strip(),
+            str(row.get("round", "") or "").strip(),
+            {name: str(row[column]).strip() for name, column in columns.items()},
+            str(row.get(FAILURE_COLUMN, "") or "").strip(),
+        )
+
+
+@dataclass
+class _Identified:
+    """Which candidate a row is about: its round, canonical candidate and id ("" if it
+    was never requested)."""
+
+    round: int
+    candidate: str
+    raw_id: str
+
+
+def _header_problems(frame: pd.DataFrame, by_candidate: bool) -> list[str]:
+    """Missing identifying columns: ``candidate_id`` and ``round`` for a lab's file; either
+    ``candidate_id`` or ``candidate`` for a program's table."""
+    problems = []
+    if not by_candidate and ID_COLUMN not in frame.columns:
+        problems.append(f"column {ID_COLUMN!r}: missing (copy it from the request file)")
+    if by_candidate and ID_COLUMN not in frame.columns and "candidate" not in frame.columns:
+        problems.append(f"columns {ID_COLUMN!r} and 'candidate': both missing; give either")
+    if not by_candidate and "round" not in frame.columns:
+        problems.append("column 'round': missing (copy it from the request file)")
+    return problems
+
+
+def _by_candidate(
+    row: _Row,
+    expected: ExpectedResults,
+    check: Callable[[str], Check],
+    ids: Mapping[str, str],
+    first_row: dict[str, object],
+) -> _Identified | str:
+    """A row that names its candidate (a program's table): a requested candidate gets its
+    id, any other is a new measurement in ``expected.new_round``. A problem as text."""
+    checked = check(row.stated)
+    if checked.canonical is None:
+        return f"{row.where}: column 'candidate': {row.stated!r} is not in the space ({checked.reason})"
+    candidate = checked.canonical
+    if candidate in first_row:
+        return f"{row.where}: column 'candidate': {row.stated!r} duplicates row {first_row[candidate]}"
+    first_row[candidate] = row.label
+    if candidate in ids:
+        raw_id = ids[candidate]
+        round_ = expected.requested[raw_id][0]
+        if row.stated_round and _number(row.stated_round) != round_:
+            return (
+                f"{row.where}: column 'round': says {row.stated_round}, but {row.stated!r} was requested in "
+                f"round {round_} ({raw_id})"
+            )
+        return _Identified(round_, candidate, raw_id)
+    if expected.new_round is None:
+        return f"{row.where}: column 'candidate': {row.stated!r} was never requested"
+    return _Identified(expected.new_round, candidate, "")
+
+
+def _by_id(
+    row: _Row,
+    expected: ExpectedResults,
+    check: Callable[[str], Check] | None,
+    first_row: dict[str, object],
+) -> _Identified | str:
+    """A row that names its candidate id (a lab's file, or a program's table copied from
+    :meth:`ask`); ``round`` must agree (a lab's file must give it). A problem as text."""
+    where, raw_id = row.where, row.raw_id
+    match = _ID.match(raw_id)
+    if match is None:
+        return f"{where}: column {ID_COLUMN!r}: {raw_id!r} is not a paretolab candidate id"
+    if match.group("campaign") != expected.campaign:
+        return (
+            f"{where}: column {ID_COLUMN!r}: {raw_id} belongs to another campaign "
+            f"({match.group('campaign')}; this campaign is {expected.campaign})"
+        )
+    if raw_id not in expected.requested:
+        return f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)"
+    round_, candidate = expected.requested[raw_id]
+    if candidate in first_row:
+        return f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}"
+    first_row[candidate] = row.label
+    if (row.stated_round or check is None) and _number(row.stated_round) != round_:
+        return (
+            f"{where}: column 'round': says {row.stated_round or '(empty)'}, but {raw_id} was "
+            f"requested in round {round_}"
+        )
+    if row.stated and row.stated != candidate and (check is None or check(row.stated).canonical != candidate):
+        return f"{where}: column 'candidate': {row.stated!r}, but {raw_id} is {candidate!r}"
+    return _Identified(round_, candidate, raw_id)
+
+
+def _row_values(
+    row: _Row, expected: ExpectedResults, columns: Mapping[str, str]
+) -> tuple[list[float], list[str]]:
+    """The row's values in objective order (NaN for a failure), and its problems."""
+    filled = [name for name, text in row.cells.items() if text]
+    if row.failure:
+        if filled:
+            return [], [
+                f"{row.where}: column {FAILURE_COLUMN!r}: given together with values in "
+                f"{', '.join(columns[n] for n in filled)}; leave the values blank for a failed candidate"
+            ]
+        return [math.nan] * len(columns), []
+    values, bad = [], []
+    for objective in expected.objectives:
+        text, column = row.cells[objective.name], columns[objective.name]
+        value = _number(text) if text else None
+        if not text:
+            bad.append(
+                f"{row.where}: column {column!r}: empty while other objectives are filled; "
+                "fill every objective, or give a failure_reason"
+            )
+        elif value is None:
+            bad.append(f"{row.where}: column {column!r}: {text!r} is not a number")
+        elif not math.isfinite(value):
+            bad.append(f"{row.where}: column {column!r}: {text!r} is not finite")
+        values.append(math.nan if value is None else value)
+    return values, bad
+
+
+def _repeat_or_conflict(
+    row: _Row,
+    found: _Identified,
+    values: list[float],
+    expected: ExpectedResults,
+    columns: Mapping[str, str],
+    replace: bool,
+) -> str | None:
+    """For a candidate measured already: ``"unchanged"`` if the row repeats what is
+    recorded, a problem if it brings new values without ``replace``, else None."""
+    if found.candidate not in expected.measured:
+        return None
+    recorded = expected.measured[found.candidate]
+    if (recorded is None and row.failure) or (recorded is not None and list(recorded) == values):
+        return "unchanged"
+    if recorded is None or replace:
+        return None  # a failed candidate may be measured again; replace keeps the old as history
+    name = f"{found.raw_id} ({found.candidate})" if found.raw_id else repr(found.candidate)
+    if row.failure:
+        what = f"column {FAILURE_COLUMN!r}: {name} was measured already"
+    else:
+        differ = [
+            f"{columns[o.name]!r} {row.cells[o.name]} (recorded {r!r})"
+            for o, v, r in zip(expected.objectives, values, recorded, strict=True)
+            if v != r
+        ]
+        what = f"{name} is already measured; new values in {', '.join(differ)}"
+    return (
+        f"{row.where}: {what}; to replace it use --replace (tell(..., replace=True) in Python); "
+        "the old value is kept in the history"
+    )
+
+
 def validate_results(
     frame: pd.DataFrame,
     source: str,
@@ -219,163 +392,57 @@ def validate_results(
     its id, and the ``round`` column is optional: a requested candidate is matched to its
     id, any other is a new measurement recorded in ``expected.new_round``.
     """
-    problems: list[str] = []
     by_candidate = check is not None
-    if not by_candidate and ID_COLUMN not in frame.columns:
-        problems.append(f"column {ID_COLUMN!r}: missing (copy it from the request file)")
-    if by_candidate and ID_COLUMN not in frame.columns and "candidate" not in frame.columns:
-        problems.append(f"columns {ID_COLUMN!r} and 'candidate': both missing; give either")
-    if not by_candidate and "round" not in frame.columns:
-        problems.append("column 'round': missing (copy it from the request file)")
+    problems = _header_problems(frame, by_candidate)
     columns = _objective_columns(frame, expected, problems)
     if problems:
         raise ResultsError(source, problems)
-
     ids = {candidate: cid for cid, (_, candidate) in expected.requested.items()}
     out = ValidatedResults()
     first_row: dict[str, object] = {}
-    for i, row in enumerate(frame.to_dict("records")):
-        label = row_names[i] if row_names is not None else i + row_offset
-        where = f"row {label}"
-        raw_id = str(row.get(ID_COLUMN, "") or "").strip()
-        stated = str(row.get("candidate", "") or "").strip()
-        cells = {name: str(row[column]).strip() for name, column in columns.items()}
-        failure = str(row.get(FAILURE_COLUMN, "") or "").strip()
-        stated_round = str(row.get("round", "") or "").strip()
-        if not raw_id and not (by_candidate and stated):
-            if any(cells.values()) or failure:
+    for i, record in enumerate(frame.to_dict("records")):
+        row = _Row.of(record, row_names[i] if row_names is not None else i + row_offset, columns)
+        if not row.raw_id and not (by_candidate and row.stated):
+            if any(row.cells.values()) or row.failure:
                 what = (
                     f"columns {ID_COLUMN!r} and 'candidate': both"
                     if by_candidate
                     else f"column {ID_COLUMN!r}:"
                 )
-                problems.append(f"{where}: {what} empty")
+                problems.append(f"{row.where}: {what} empty")
             continue
-        if not raw_id:
-            checked = check(stated)  # type: ignore[misc]
-            if checked.canonical is None:
-                problems.append(
-                    f"{where}: column 'candidate': {stated!r} is not in the space ({checked.reason})"
-                )
-                continue
-            candidate = checked.canonical
-            if candidate in first_row:
-                problems.append(
-                    f"{where}: column 'candidate': {stated!r} duplicates row {first_row[candidate]}"
-                )
-                continue
-            first_row[candidate] = label
-            if candidate in ids:
-                raw_id = ids[candidate]
-                round_ = expected.requested[raw_id][0]
-                if stated_round and _number(stated_round) != round_:
-                    problems.append(
-                        f"{where}: column 'round': says {stated_round}, but {stated!r} was requested in "
-                        f"round {round_} ({raw_id})"
-                    )
-                    continue
-            elif expected.new_round is None:
-                problems.append(f"{where}: column 'candidate': {stated!r} was never requested")
-                continue
-            else:
-                round_ = expected.new_round
-        else:
-            match = _ID.match(raw_id)
-            if match is None:
-                problems.append(f"{where}: column {ID_COLUMN!r}: {raw_id!r} is not a paretolab candidate id")
-                continue
-            if match.group("campaign") != expected.campaign:
-                problems.append(
-                    f"{where}: column {ID_COLUMN!r}: {raw_id} belongs to another campaign "
-                    f"({match.group('campaign')}; this campaign is {expected.campaign})"
-                )
-                continue
-            if raw_id not in expected.requested:
-                problems.append(
-                    f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)"
-                )
-                continue
-            round_, candidate = expected.requested[raw_id]
-            if candidate in first_row:
-                problems.append(
-                    f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}"
-                )
-                continue
-            first_row[candidate] = label
-            if (stated_round or not by_candidate) and _number(stated_round) != round_:
-                problems.append(
-                    f"{where}: column 'round': says {stated_round or '(empty)'}, but {raw_id} was "
-                    f"requested in round {round_}"
-                )
-                continue
-            if stated and stated != candidate and (check is None or check(stated).canonical != candidate):
-                problems.append(f"{where}: column 'candidate': {stated!r}, but {raw_id} is {candidate!r}")
-                continue
-        filled = [name for name, text in cells.items() if text]
-        if not filled and not failure:
+        found = (
+            _by_id(row, expected, check, first_row)
+            if row.raw_id
+            else _by_candidate(row, expected, check, ids, first_row)  # type: ignore[arg-type]
+        )
+        if isinstance(found, str):
+            problems.append(found)
+            continue
+        if not any(row.cells.values()) and not row.failure:
             if blank_rows == "error":
                 problems.append(
-                    f"{where}: columns {', '.join(repr(c) for c in columns.values())}: no values and no "
+                    f"{row.where}: columns {', '.join(repr(c) for c in columns.values())}: no values and no "
                     f"{FAILURE_COLUMN!r}; give the values or a reason it failed, or leave the row out "
                     "(the candidate stays pending)"
                 )
             else:
-                out.pending += candidate not in expected.measured
+                out.pending += found.candidate not in expected.measured
             continue
-        if failure:
-            if filled:
-                problems.append(
-                    f"{where}: column {FAILURE_COLUMN!r}: given together with values in "
-                    f"{', '.join(columns[n] for n in filled)}; leave the values blank for a failed candidate"
-                )
-                continue
-            values = [math.nan] * len(columns)
-        else:
-            values = []
-            bad = []
-            for objective in expected.objectives:
-                text, column = cells[objective.name], columns[objective.name]
-                value = _number(text) if text else None
-                if not text:
-                    bad.append(
-                        f"{where}: column {column!r}: empty while other objectives are filled; "
-                        "fill every objective, or give a failure_reason"
-                    )
-                elif value is None:
-                    bad.append(f"{where}: column {column!r}: {text!r} is not a number")
-                elif not math.isfinite(value):
-                    bad.append(f"{where}: column {column!r}: {text!r} is not finite")
-                values.append(math.nan if value is None else value)
-            if bad:
-                problems.extend(bad)
-                continue
-        if candidate in expected.measured:
-            recorded = expected.measured[candidate]
-            if (recorded is None and failure) or (recorded is not None and list(recorded) == values):
-                out.unchanged += 1
-                continue
-            if recorded is not None and not replace:
-                name = f"{raw_id} ({candidate})" if raw_id else repr(candidate)
-                if failure:
-                    what = f"column {FAILURE_COLUMN!r}: {name} was measured already"
-                else:
-                    differ = [
-                        f"{columns[o.name]!r} {cells[o.name]} (recorded {r!r})"
-                        for o, v, r in zip(expected.objectives, values, recorded, strict=True)
-                        if v != r
-                    ]
-                    what = f"{name} is already measured; new values in {', '.join(differ)}"
-                problems.append(
-                    f"{where}: {what}; to replace it use --replace (tell(..., replace=True) in Python); "
-                    "the old value is kept in the history"
-                )
-                continue
-        out.rounds.append(round_)
-        out.candidates.append(candidate)
+        values, bad = _row_values(row, expected, columns)
+        conflict = None if bad else _repeat_or_conflict(row, found, values, expected, columns, replace)
+        if bad or conflict not in (None, "unchanged"):
+            problems.extend(bad or [conflict])  # type: ignore[list-item]
+            continue
+        if conflict == "unchanged":
+            out.unchanged += 1
+            continue
+        out.rounds.append(found.round)
+        out.candidates.append(found.candidate)
         out.values.append(values)
-        out.reasons.append(failure or None)
-        if candidate in expected.measured:
-            out.replaced.append(candidate)
+        out.reasons.append(row.failure or None)
+        if found.candidate in expected.measured:
+            out.replaced.append(found.candidate)
     if problems:
         raise ResultsError(source, problems)
     if not out.candidates and not out.unchanged:

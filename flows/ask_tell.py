@@ -38,7 +38,13 @@ from paretolab.flows.campaign_dir import (
     stored_config_path,
 )
 from paretolab.flows.config import CampaignConfig, ConfigError, parse_config
-from paretolab.flows.engine import CampaignState, NotEnoughDataError, close_ready_rounds, pareto_table
+from paretolab.flows.engine import (
+    MIN_VALID_TO_FIT,
+    CampaignState,
+    NotEnoughDataError,
+    close_ready_rounds,
+    pareto_table,
+)
 from paretolab.flows.lab import (
     SUSPENDED_META,
     Ingested,
@@ -301,8 +307,8 @@ class Campaign:
                 initial = state.needs_initial_design(round_)
                 if not initial and not state.can_fit_proxy:
                     raise NotEnoughDataError(
-                        f"{self.directory}: the proxy needs two valid measurements before round "
-                        f"{round_} can be chosen; tell the results of the pending candidates (or "
+                        f"{self.directory}: the proxy needs {MIN_VALID_TO_FIT} valid measurements before "
+                        f"round {round_} can be chosen; tell the results of the pending candidates (or "
                         "measurements you have) first"
                     )
                 size = state.batch_size(config, round_, batch_size)
@@ -464,8 +470,7 @@ class Campaign:
         if rounds is not None:
             batches = batches[batches["round"].isin(rounds)]
         if pending_only:
-            measured = set(store.read("observations")["candidate"])
-            batches = batches[~batches["candidate"].isin(measured)]
+            batches = batches[~batches["candidate"].isin(CampaignState.read(store).measured)]
         ids = self._ids(store)
         table = pd.DataFrame(
             {

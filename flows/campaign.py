@@ -10,13 +10,16 @@ import logging
 import time
 from typing import Any
 
+import torch
 from prefect import flow
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from paretolab.data.faults import crash_point
+from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign_dir import open_store, prepare
 from paretolab.flows.engine import CampaignState, pareto_table
+from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import ingest_inbox
 from paretolab.flows.round import run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
@@ -63,59 +66,12 @@ def run_campaign(
             take_form_input(store)
             ingest_inbox(store, store.root / config.lab.inbox_dir)
         tracker.publish(store, setup)
-        done = CampaignState.read(store).closed
-        _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
-        stopped = "rounds"
-        awaiting: dict[str, Any] | None = None
-        for round_ in range(config.rounds + 1):
-            if round_ in done:
-                continue
-            state = CampaignState.read(store)
-            size = state.batch_size(config, round_)
-            if size <= 0 and not state.has_batch(round_):
-                stopped = "budget"
-                break
-            start = time.perf_counter()
-            # The campaign run's heartbeat covers the process; a subflow heartbeat adds
-            # nothing but a wait of up to 1 s for its thread at the end of every round.
-            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                summary = run_round(store, setup, tracker, round_, size, device)
-            if summary.get("awaiting"):
-                awaiting = {
-                    "from": "results" if setup.config.oracle.name == "external" else "the lab",
-                    "round": round_,
-                    "pending": int(summary["n_pending"]),
-                    "requested": int(summary["n_requested"]),
-                    "request_dir": str(store.root / config.lab.request_dir),
-                    "inbox_dir": str(store.root / config.lab.inbox_dir),
-                }
-                _emit("awaiting", **awaiting)
-                stopped = "awaiting results" if awaiting["from"] == "results" else "awaiting lab results"
-                tracker.awaiting(
-                    f"{stopped}: round {round_}, {awaiting['pending']} of {awaiting['requested']} pending"
-                )
-                if can_suspend():
-                    suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
-                break
-            _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
+        stopped, awaiting = _run_rounds(store, setup, tracker, device)
         if awaiting is None:
             tracker.finish(store, setup, pareto_table(store, setup.objectives))
         else:
             tracker.wait()
-        rounds = store.read("rounds")
-        result = {
-            "campaign_dir": str(store.root),
-            "rounds_done": int(rounds["round"].max()) if len(rounds) else -1,
-            "stopped_by": stopped,
-            "hypervolume": rounds["hypervolume"].tolist(),
-            "oracle_calls": len(store.read("requests")),
-            "mlflow_run_id": tracker.run_id,
-            "mlflow_tracking_uri": uri,
-            "mlflow_ui": tracker.run_url_hint(),
-            "mlflow_background_seconds": tracker.background_seconds,
-            "pareto_front": pareto_table(store, setup.objectives).to_dict("records"),
-            "awaiting": awaiting,
-        }
+        result = _summary(store, setup, tracker, uri, stopped, awaiting)
         _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
         return result
     except Pause:
@@ -125,3 +81,69 @@ def run_campaign(
         raise
     finally:
         store.close()
+
+
+def _run_rounds(
+    store: CampaignStore, setup: CampaignSetup, tracker: CampaignTracker, device: torch.device
+) -> tuple[str, dict[str, Any] | None]:
+    """Run the rounds not closed yet, until ``rounds`` or the budget is spent or a round
+    waits for results; returns what stopped it, and what is awaited."""
+    config = setup.config
+    done = CampaignState.read(store).closed
+    _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
+    for round_ in range(config.rounds + 1):
+        if round_ in done:
+            continue
+        state = CampaignState.read(store)
+        size = state.batch_size(config, round_)
+        if size <= 0 and not state.has_batch(round_):
+            return "budget", None
+        start = time.perf_counter()
+        # The campaign run's heartbeat covers the process; a subflow heartbeat adds
+        # nothing but a wait of up to 1 s for its thread at the end of every round.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            summary = run_round(store, setup, tracker, round_, size, device)
+        if summary.get("awaiting"):
+            awaiting = {
+                "from": "results" if config.oracle.name == "external" else "the lab",
+                "round": round_,
+                "pending": int(summary["n_pending"]),
+                "requested": int(summary["n_requested"]),
+                "request_dir": str(store.root / config.lab.request_dir),
+                "inbox_dir": str(store.root / config.lab.inbox_dir),
+            }
+            _emit("awaiting", **awaiting)
+            stopped = "awaiting results" if awaiting["from"] == "results" else "awaiting lab results"
+            tracker.awaiting(
+                f"{stopped}: round {round_}, {awaiting['pending']} of {awaiting['requested']} pending"
+            )
+            if can_suspend():
+                suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
+            return stopped, awaiting
+        _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
+    return "rounds", None
+
+
+def _summary(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    tracker: CampaignTracker,
+    uri: str,
+    stopped: str,
+    awaiting: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What ``run_campaign`` returns (see its docstring)."""
+    rounds = store.read("rounds")
+    return {
+        "campaign_dir": str(store.root),
+        "rounds_done": int(rounds["round"].max()) if len(rounds) else -1,
+        "stopped_by": stopped,
+        "hypervolume": rounds["hypervolume"].tolist(),
+        "oracle_calls": len(store.read("requests")),
+        "mlflow_run_id": tracker.run_id,
+        "mlflow_tracking_uri": uri,
+        "mlflow_ui": tracker.run_url_hint(),
+        "mlflow_background_seconds": tracker.background_seconds,
+        "pareto_front": pareto_table(store, setup.objectives).to_dict("records"),
+        "awaiting": awaiting,
+    }

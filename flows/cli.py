@@ -126,7 +126,6 @@ def run(
     """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
     _quiet_logs(verbose)
     from paretolab.data.store import StoreError
-    from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign
     from paretolab.flows.campaign_dir import prepare, stored_config_path
     from paretolab.flows.config import ConfigError
     from paretolab.flows.runtime import configure_environment
@@ -140,6 +139,18 @@ def run(
     except (ConfigError, StoreError) as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    result = _run_with_progress(config, prepared.campaign_dir, campaign_dir, force_new)
+    _print_result(result)
+
+
+def _run_with_progress(
+    config: Path, directory: Path, campaign_dir: Path | None, force_new: bool
+) -> dict[str, Any]:
+    """Run the campaign flow with a progress bar fed by its progress events; a failure
+    exits with a one-line reason and how to resume."""
+    from paretolab.data.store import StoreError
+    from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign
 
     progress_logger = logging.getLogger(PROGRESS_LOGGER)
     progress_logger.setLevel(logging.INFO)
@@ -155,14 +166,14 @@ def run(
         handler = _ProgressHandler(progress)
         progress_logger.addHandler(handler)
         try:
-            result = run_campaign(str(config), str(prepared.campaign_dir), force_new)
+            return run_campaign(str(config), str(directory), force_new)
         except StoreError as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except Exception as exc:
             errors.print(
                 f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
-                f"Everything measured so far is kept in {prepared.campaign_dir}; "
+                f"Everything measured so far is kept in {directory}; "
                 f"rerun [bold]paretolab run {config}"
                 f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume.",
                 highlight=False,
@@ -171,6 +182,9 @@ def run(
         finally:
             progress_logger.removeHandler(handler)
 
+
+def _print_result(result: dict[str, Any]) -> None:
+    """What a finished (or waiting) run shows: what is awaited, the front, where things are."""
     hv = result["hypervolume"]
     if result.get("awaiting"):
         wait = result["awaiting"]
