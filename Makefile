@@ -11,14 +11,15 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo demo-molecules test lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules check-poli clean
+.PHONY: install demo demo-molecules test test-fast lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules check-poli clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/build_botorch_extension.py
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/build_botorch_extension.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# constraints.txt: the exact, tested versions (pyproject.toml has compatible ranges)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@# BoTorch's qLogNEHVI kernel is compiled once here, never inside a campaign or a test;
 	@# a compile that hangs fails the install after 15 minutes instead of hanging runs.
 	timeout 900 $(BIN)/python scripts/build_botorch_extension.py
@@ -35,6 +36,15 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# the fast tier for the inner loop (under 2 minutes on 2 cores): unit tests with fakes, real
+# stores and small real fits; no Prefect server, no campaign subprocesses (`make test` runs all)
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 benchmark: install
 	$(BIN)/python benchmarks/round_overhead.py

@@ -10,8 +10,6 @@ can be continued from another process, a notebook or the command line in turn.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -27,7 +25,7 @@ from pydantic import BaseModel
 from paretolab.data.dataset import latest_observations, raw_values, valid_observations
 from paretolab.data.objectives import Objective, to_max_space
 from paretolab.data.pareto import hypervolume
-from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
+from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, candidate_id
 from paretolab.data.store import CampaignStore, atomic_write
 from paretolab.flows import steps
 from paretolab.flows.campaign_dir import (
@@ -45,15 +43,8 @@ from paretolab.flows.engine import (
     close_ready_rounds,
     pareto_table,
 )
-from paretolab.flows.lab import (
-    SUSPENDED_META,
-    Ingested,
-    campaign_id,
-    ingest_inbox,
-    ingest_table,
-    load_results_file,
-    submit_request,
-)
+from paretolab.flows.ingest import Ingested, campaign_id, ingest_inbox, ingest_table, results_table
+from paretolab.flows.lab import SUSPENDED_META, submit_request
 from paretolab.flows.runtime import configure_environment, pick_device
 from paretolab.models.reference_point import infer_ref_point
 
@@ -87,35 +78,6 @@ class Told:
     unchanged: int
     closed_rounds: tuple[int, ...]
     already: bool = False
-
-
-def _results_table(
-    results: pd.DataFrame | str | Path,
-) -> tuple[pd.DataFrame, str, str, int, list[Any] | None]:
-    """Results as a table of strings, with its name in messages, its sha256, the row
-    number of its first row, and the row labels of a DataFrame."""
-    if isinstance(results, pd.DataFrame):
-        if results.columns.duplicated().any():
-            twice = sorted({str(c) for c in results.columns[results.columns.duplicated()]})
-            raise ResultsError("tell(DataFrame)", [f"column {c!r}: appears more than once" for c in twice])
-        labels = list(results.index)
-        frame = results.reset_index(drop=True)
-        frame.columns = [str(c).strip() for c in frame.columns]
-        frame = frame.astype(object).where(frame.notna(), "").map(_cell)
-        text = io.StringIO()
-        frame.to_csv(text, index=False)
-        sha = hashlib.sha256(b"tell(DataFrame)\n" + text.getvalue().encode()).hexdigest()
-        return frame, "tell(DataFrame)", sha, 0, labels
-    if isinstance(results, str | Path):
-        frame, sha, first_row = load_results_file(Path(results))
-        return frame, str(results), sha, first_row, None
-    raise TypeError(f"tell() takes a DataFrame or a .csv/.parquet path, not {type(results).__name__}")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))  # 3.0 from a column with blanks is the round 3
-    return str(value).strip()
 
 
 def _config_data(
@@ -344,7 +306,7 @@ class Campaign:
         once. Rounds whose results are all in are then closed and logged to MLflow.
         """
         self._require_outside_results("tell")
-        frame, source, sha, first_row, labels = _results_table(results)
+        frame, source, sha, first_row, labels = results_table(results)
         with CampaignStore.open(self.directory) as store:
             self._resend(store)
             outcome: Ingested = ingest_table(
@@ -449,7 +411,7 @@ class Campaign:
 
     def _resend(self, store: CampaignStore) -> None:
         """Send the requests of batches a crash cut off before they were sent (each request
-        is sent once: :func:`flows.lab.submit_request` is idempotent)."""
+        is sent once: :func:`paretolab.flows.lab.submit_request` is idempotent)."""
         folder = store.root / self.config.lab.request_dir
         for round_ in sorted(set(store.read("batches")["round"].tolist())):
             submit_request(store, self._prepared.setup.oracle, int(round_), folder)

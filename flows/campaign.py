@@ -20,7 +20,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign_dir import open_store, prepare
 from paretolab.flows.engine import CampaignState, pareto_table
 from paretolab.flows.factories import CampaignSetup
-from paretolab.flows.lab import ingest_inbox
+from paretolab.flows.ingest import ingest_inbox
 from paretolab.flows.round import run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
 from paretolab.flows.tracking import CampaignTracker, default_tracking_uri

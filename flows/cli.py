@@ -353,7 +353,8 @@ def submit(
     _quiet_logs(False)
     from paretolab.data.results import ResultsError
     from paretolab.data.store import CampaignLockedError, CampaignStore, StoreError
-    from paretolab.flows.lab import SUSPENDED_META, ingest_file, lab_rounds
+    from paretolab.flows.ingest import ingest_file
+    from paretolab.flows.lab import SUSPENDED_META, lab_rounds
 
     try:
         store = CampaignStore.open(campaign_dir)

@@ -416,7 +416,7 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
     """Measure this round's batch: the only oracle call.
 
     A lab (asynchronous) oracle is sent the batch as a request instead, and the result says
-    whether the round waits for it (``awaiting``); see :func:`flows.lab.evaluate_lab`.
+    whether the round waits for it (``awaiting``); see :func:`paretolab.flows.lab.evaluate_lab`.
 
     Candidates already measured are skipped, so a resumed round never pays twice. Every
     request is recorded before it is sent; one cut off by a crash is sent again as the

@@ -25,7 +25,8 @@ from pydantic import Field, create_model
 from paretolab.data.objectives import Objective
 from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
 from paretolab.data.store import CampaignStore
-from paretolab.flows.lab import SUSPENDED_META, ingest_rows, stored_objectives
+from paretolab.flows.ingest import ingest_rows, stored_objectives
+from paretolab.flows.lab import SUSPENDED_META
 
 __all__ = ["can_suspend", "lab_form", "resume_suspended", "suspend_for_lab", "take_form_input"]
 

@@ -27,21 +27,49 @@ campaign engine, the CLI), ``paretolab.models`` (proxies, acquisition, generator
 ``paretolab.oracles`` and ``paretolab.data`` (spaces, objectives, the store).
 """
 
+import importlib as _importlib
 import importlib.metadata as _metadata
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
-from paretolab.data.objectives import Objective
-from paretolab.data.results import ResultsError
-from paretolab.data.spaces import SearchSpace
-from paretolab.data.store import CampaignLockedError, StoreError
-from paretolab.flows.ask_tell import BudgetSpentError, Campaign, CampaignExistsError, Told
-from paretolab.flows.campaign_dir import CampaignMismatchError
-from paretolab.flows.config import ConfigError
-from paretolab.flows.config import GridSpaceConfig as GridSpace
-from paretolab.flows.config import MoleculeSpaceConfig as MoleculeSpace
-from paretolab.flows.config import SequenceSpaceConfig as SequenceSpace
-from paretolab.flows.engine import NotEnoughDataError
-from paretolab.oracles.base import Oracle, OracleError, OracleResult
-from paretolab.oracles.lab import LabOracle
+if _TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
+    from paretolab.data.objectives import Objective
+    from paretolab.data.results import ResultsError
+    from paretolab.data.spaces import SearchSpace
+    from paretolab.data.store import CampaignLockedError, StoreError
+    from paretolab.flows.ask_tell import BudgetSpentError, Campaign, CampaignExistsError, Told
+    from paretolab.flows.campaign_dir import CampaignMismatchError
+    from paretolab.flows.config import ConfigError
+    from paretolab.flows.config import GridSpaceConfig as GridSpace
+    from paretolab.flows.config import MoleculeSpaceConfig as MoleculeSpace
+    from paretolab.flows.config import SequenceSpaceConfig as SequenceSpace
+    from paretolab.flows.engine import NotEnoughDataError
+    from paretolab.oracles.base import Oracle, OracleError, OracleResult
+    from paretolab.oracles.lab import LabOracle
+
+_PUBLIC = {
+    "BudgetSpentError": ("paretolab.flows.ask_tell", "BudgetSpentError"),
+    "Campaign": ("paretolab.flows.ask_tell", "Campaign"),
+    "CampaignExistsError": ("paretolab.flows.ask_tell", "CampaignExistsError"),
+    "CampaignLockedError": ("paretolab.data.store", "CampaignLockedError"),
+    "CampaignMismatchError": ("paretolab.flows.campaign_dir", "CampaignMismatchError"),
+    "ConfigError": ("paretolab.flows.config", "ConfigError"),
+    "GridSpace": ("paretolab.flows.config", "GridSpaceConfig"),
+    "LabOracle": ("paretolab.oracles.lab", "LabOracle"),
+    "MoleculeSpace": ("paretolab.flows.config", "MoleculeSpaceConfig"),
+    "NotEnoughDataError": ("paretolab.flows.engine", "NotEnoughDataError"),
+    "Objective": ("paretolab.data.objectives", "Objective"),
+    "Oracle": ("paretolab.oracles.base", "Oracle"),
+    "OracleError": ("paretolab.oracles.base", "OracleError"),
+    "OracleResult": ("paretolab.oracles.base", "OracleResult"),
+    "ResultsError": ("paretolab.data.results", "ResultsError"),
+    "SearchSpace": ("paretolab.data.spaces", "SearchSpace"),
+    "SequenceSpace": ("paretolab.flows.config", "SequenceSpaceConfig"),
+    "StoreError": ("paretolab.data.store", "StoreError"),
+    "Told": ("paretolab.flows.ask_tell", "Told"),
+}
+"""Public name -> (module, name there). Loaded on first use (PEP 562), so the command line
+(``paretolab --version``, ``--help``) does not pay for importing torch and BoTorch."""
 
 __all__ = [
     "BudgetSpentError",
@@ -67,3 +95,16 @@ __all__ = [
 ]
 
 __version__ = _metadata.version("paretolab")
+
+
+def __getattr__(name: str) -> _Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'paretolab' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    value = getattr(_importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

@@ -34,3 +34,11 @@ def prefect_api() -> Iterator[str]:
 def _no_global_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PARETOLAB_KILL_AT", raising=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need the Prefect server belong to the slow tier: ``-m "not slow"`` (``make
+    test-fast``) is the fast tier, with no server to start."""
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

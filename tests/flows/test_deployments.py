@@ -9,6 +9,8 @@ def test_every_deployment_points_at_a_flow_with_valid_parameters(monkeypatch):
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert spec["deployments"]
     for deployment in spec["deployments"]:
+        # a module path of the installed package, not a file of a checkout
+        assert deployment["entrypoint"].startswith("paretolab.") and ".py" not in deployment["entrypoint"]
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert flow.name == "paretolab-campaign"
         flow.validate_parameters(deployment.get("parameters", {}))

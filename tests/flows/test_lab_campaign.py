@@ -18,7 +18,8 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.cli import app
 from paretolab.flows.engine import pareto_table
-from paretolab.flows.lab import lab_progress, stored_objectives
+from paretolab.flows.ingest import stored_objectives
+from paretolab.flows.lab import lab_progress
 from paretolab.oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
 
