@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds and installs a wheel, runs subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "runs", ".prefect", "build", "*.egg-info", "__pycache__", ".pytest_cache", "benchmarks"

@@ -278,6 +278,7 @@ def test_an_ask_cut_off_in_training_is_asked_again_from_the_untrained_generator(
     pd.testing.assert_frame_equal(*batches)
 
 
+@pytest.mark.slow  # a second Python process
 def test_a_campaign_continues_in_another_process(tmp_path):
     campaign = _campaign(tmp_path / "shared")
     results = tmp_path / "round0.csv"
