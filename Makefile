@@ -32,15 +32,19 @@ demo: install
 demo-molecules: install
 	$(BIN)/paretolab run campaigns/molecules.yaml
 
+# the suite runs on PYTEST_WORKERS processes (pytest-xdist), whole test files per worker
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # the fast tier for the inner loop (under 2 minutes on 2 cores): unit tests with fakes, real
 # stores and small real fits; no Prefect server, no campaign subprocesses (`make test` runs all)
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,12 +15,16 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from paretolab.data.strict import Strict
+from paretolab.models.acquisition import AcquisitionConfig
+from paretolab.models.generators.genetic import GeneticGeneratorConfig
 from paretolab.models.generators.gflownet.config import (
     GFlowNetSettings,
     MOGFNGeneratorConfig,
     MOGFNSettings,
     OPGFNGeneratorConfig,
 )
+from paretolab.models.generators.random import RandomGeneratorConfig
+from paretolab.models.proxies.gp import ProxyConfig
 
 __all__ = [
     "AcquisitionConfig",
@@ -169,39 +173,6 @@ class LabConfig(_Strict):
         description="close a round with the results that arrived (at least one) after this long; "
         "None waits for all",
     )
-
-
-class ProxyConfig(_Strict):
-    """The proxy model fitted each round."""
-
-    kind: Literal["gp"] = "gp"
-    kernel: Literal["auto", "rbf", "minmax"] = Field(
-        "auto", description="auto: minmax (Tanimoto) for molecules, BoTorch's RBF otherwise"
-    )
-    holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
-
-
-class AcquisitionConfig(_Strict):
-    """The acquisition that picks each batch from the pool."""
-
-    kind: Literal["qlognehvi"] = "qlognehvi"
-    mc_samples: int = Field(128, ge=8, le=4096, description="quasi-MC samples of the posterior")
-
-
-class RandomGeneratorConfig(_Strict):
-    """Uniform random candidates."""
-
-    kind: Literal["random"]
-    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
-
-
-class GeneticGeneratorConfig(_Strict):
-    """Mutation and crossover of the measured candidates, biased to the Pareto front."""
-
-    kind: Literal["genetic"]
-    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
-    mutation_rate: float | None = Field(None, ge=0.0, le=1.0, description="per token; default 1/length")
-    crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
 GeneratorConfig = Annotated[

@@ -8,6 +8,8 @@ the batch is picked greedily (sequential conditioning on pending points) by
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective.logei import (
@@ -16,9 +18,19 @@ from botorch.acquisition.multi_objective.logei import (
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
+from pydantic import Field
 from torch import Tensor
 
-__all__ = ["build_qlognehvi", "select_batch"]
+from paretolab.data.strict import Strict
+
+__all__ = ["AcquisitionConfig", "build_qlognehvi", "select_batch"]
+
+
+class AcquisitionConfig(Strict):
+    """The acquisition that picks each batch from the pool."""
+
+    kind: Literal["qlognehvi"] = "qlognehvi"
+    mc_samples: int = Field(128, ge=8, le=4096, description="quasi-MC samples of the posterior")
 
 
 def build_qlognehvi(

@@ -1,6 +1,6 @@
 """Install step: build BoTorch's fused qLogNEHVI C++ kernel once and install it.
 
-BoTorch compiles this kernel on first use (40-50 s, ../shared/STACK.md), and a process
+BoTorch compiles this kernel on first use (40-50 s on 2 cores), and a process
 killed during that compile leaves a lock that hangs every later run. Building it here,
 in a private temporary build folder, and installing the result as the importable module
 ``logei_fused_ext`` (which BoTorch tries before compiling) means no campaign or test ever

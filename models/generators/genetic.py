@@ -7,15 +7,28 @@ space's token representation, so one implementation serves grids and sequences.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 
 from paretolab.data.dataset import Dataset
 from paretolab.data.pareto import pareto_rank
 from paretolab.data.spaces import PAD, SearchSpace
+from paretolab.data.strict import Strict
 from paretolab.models.generators.base import Generator
 from paretolab.models.rewards import ProxyReward
 
-__all__ = ["GeneticGenerator"]
+__all__ = ["GeneticGenerator", "GeneticGeneratorConfig"]
+
+
+class GeneticGeneratorConfig(Strict):
+    """Mutation and crossover of the measured candidates, biased to the Pareto front."""
+
+    kind: Literal["genetic"]
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
+    mutation_rate: float | None = Field(None, ge=0.0, le=1.0, description="per token; default 1/length")
+    crossover_rate: float = Field(0.9, ge=0.0, le=1.0)
 
 
 class GeneticGenerator(Generator):

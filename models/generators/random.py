@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Literal
 
+import torch
+from pydantic import Field
+
+from paretolab.data.strict import Strict
 from paretolab.models.generators.base import Generator
 
-__all__ = ["RandomGenerator"]
+__all__ = ["RandomGenerator", "RandomGeneratorConfig"]
+
+
+class RandomGeneratorConfig(Strict):
+    """Uniform random candidates."""
+
+    kind: Literal["random"]
+    pool_size: int = Field(256, ge=1, description="candidates proposed per round")
 
 
 class RandomGenerator(Generator):

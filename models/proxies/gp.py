@@ -25,13 +25,16 @@ from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.transforms import Standardize
 from gpytorch.kernels import ScaleKernel
 from gpytorch.mlls import SumMarginalLogLikelihood
+from pydantic import Field
 from scipy.stats import spearmanr
 from torch import Tensor
 
+from paretolab.data.strict import Strict
 from paretolab.models.proxies.kernels import MinMaxKernel
 from paretolab.models.proxies.spectral import fit_scaled_fixed_kernel
 
 __all__ = [
+    "ProxyConfig",
     "MAX_EXACT_POINTS",
     "MIN_POINTS_FOR_METRICS",
     "KernelName",
@@ -40,6 +43,17 @@ __all__ = [
     "fit_gp_proxy",
     "heldout_metrics",
 ]
+
+
+class ProxyConfig(Strict):
+    """The proxy model fitted each round."""
+
+    kind: Literal["gp"] = "gp"
+    kernel: Literal["auto", "rbf", "minmax"] = Field(
+        "auto", description="auto: minmax (Tanimoto) for molecules, BoTorch's RBF otherwise"
+    )
+    holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
+
 
 KernelName = Literal["rbf", "minmax"]
 

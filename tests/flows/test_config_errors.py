@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from paretolab.flows.cli import app
-from paretolab.flows.config import ConfigError, load_config
+from paretolab.flows.config import ConfigError, load_config, parse_config
 from paretolab.flows.factories import build_setup
 from tests.helpers.configs import small_config, write_config
 
@@ -129,11 +129,37 @@ def test_shipped_campaigns_are_valid(monkeypatch):
     assert len(built) < len(paths)
 
 
-def test_identity_hash_of_existing_campaigns_is_unchanged():
-    """Campaigns created before ``oracle.target`` existed must still resume."""
+IDENTITY_HASHES = {  # as campaigns created by earlier versions recorded them
+    "branin_currin": "c8f1cf8a8456a889",
+    "dtlz2": "7d9a434ac88eadf1",
+    "hypergrid_mogfn": "eaebe083f06aa3d4",
+    "lab_example": "5606b0fba91a138e",
+    "molecules": "d7ad41066e2a2411",
+    "molecules_opgfn": "8e68d88485bfae10",
+    "ngram_mogfn": "4b543b7171dad893",
+    "ngram_opgfn": "bf53d2729a1fcbac",
+}
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITY_HASHES))
+def test_identity_hash_of_existing_campaigns_is_unchanged(name):
+    """Campaigns created before ``oracle.target`` existed, and GFlowNet campaigns created
+    while ``trajectories_per_step`` was ``batch_size`` (and the GFlowNet settings were
+    declared apart from the trainer's), must still resume."""
     from tests.conftest import ROOT
 
-    assert load_config(ROOT / "campaigns" / "branin_currin.yaml").identity_hash() == "c8f1cf8a8456a889"
+    assert load_config(ROOT / "campaigns" / f"{name}.yaml").identity_hash() == IDENTITY_HASHES[name]
+
+
+def test_a_gflownet_setting_that_did_not_exist_before_changes_the_identity_only_when_set():
+    from tests.conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "campaigns" / "ngram_mogfn.yaml").read_text())
+    same = parse_config(data, "x").identity_hash()
+    data["generators"][0]["weight_decay"] = 1e-4
+    assert parse_config(data, "x").identity_hash() != same
+    data["generators"][0]["weight_decay"] = 0.0  # the default, spelled out: the same campaign
+    assert parse_config(data, "x").identity_hash() == same
 
 
 def test_shorthands_mean_what_they_stand_for(tmp_path):
