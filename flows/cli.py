@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from paretolab.flows.commands import command
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -176,7 +178,7 @@ def _run_with_progress(
             errors.print(
                 f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 f"Everything measured so far is kept in {directory}; "
-                f"rerun [bold]paretolab run {config}"
+                f"rerun [bold]{command('paretolab')} run {config}"
                 f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume.",
                 highlight=False,
             )
@@ -195,9 +197,9 @@ def _print_result(result: dict[str, Any]) -> None:
             f"{wait['requested']} candidate(s), "
             f"{wait['pending']} still pending.\n"
             f"  request files: {wait['request_dir']}\n"
-            f"  send results:  paretolab submit {result['campaign_dir']} RESULTS.csv   "
+            f"  send results:  {command('paretolab')} submit {result['campaign_dir']} RESULTS.csv   "
             f"(or drop the file into {wait['inbox_dir']}, or Campaign.tell in Python)\n"
-            f"  then continue: paretolab run {result['campaign_dir']}",
+            f"  then continue: {command('paretolab')} run {result['campaign_dir']}",
             highlight=False,
         )
     if not hv:
@@ -314,7 +316,7 @@ def init(
         raise typer.Exit(EXIT_BAD_INPUT)
     directory.mkdir(parents=True, exist_ok=True)
     target.write_text(configs[name].read_text())
-    console.print(f"wrote {target}\nrun it with: paretolab run {target}", highlight=False)
+    console.print(f"wrote {target}\nrun it with: {command('paretolab')} run {target}", highlight=False)
 
 
 oracles_app = typer.Typer(help="Oracles: built-in, installed plug-ins.", no_args_is_help=True)
@@ -397,7 +399,7 @@ def submit(
                 "the Prefect UI or run the campaign again",
                 highlight=False,
             )
-    console.print(f"continue the campaign: paretolab run {campaign_dir}", highlight=False)
+    console.print(f"continue the campaign: {command('paretolab')} run {campaign_dir}", highlight=False)
 
 
 def _raw_ref_point(meta: dict[str, Any], objectives: list[Any]) -> str:

@@ -26,6 +26,7 @@ from paretolab.data.dataset import pareto_rows
 from paretolab.data.faults import crash_point
 from paretolab.data.spaces import MoleculeSpace
 from paretolab.data.store import CampaignStore
+from paretolab.flows.commands import command
 from paretolab.flows.plots import molecule_grid, pareto_figure
 
 __all__ = ["CampaignTracker", "default_tracking_uri", "flatten", "training_curves"]
@@ -248,4 +249,4 @@ class CampaignTracker:
         uri = self.tracking_uri
         if uri.startswith(("http://", "https://")):
             return f"open {uri}"
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{command('mlflow')} ui --backend-store-uri {uri}"

@@ -26,6 +26,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows import steps
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.cli import app
+from paretolab.flows.commands import command
 from paretolab.oracles.synthetic import BraninCurrinOracle
 from tests.helpers.configs import write_config
 
@@ -345,7 +346,7 @@ def test_an_external_campaign_from_yaml_waits_for_results_told_from_python(tmp_p
     result = _cli("run", str(config), "--dir", str(directory))
     assert result.exit_code == 0, result.output
     assert "waiting for results: round 0 sent 4 candidate(s), 4 still pending." in result.output
-    assert f"then continue: paretolab run {directory}" in result.output
+    assert f"then continue: {command('paretolab')} run {directory}" in result.output
     campaign = pl.Campaign.open(directory)
     pending = campaign.pending()
     request = pd.read_csv(directory / "lab" / "requests" / "round0-lab.csv", dtype=str)

@@ -16,6 +16,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.campaign_dir import CampaignMismatchError
 from paretolab.flows.cli import app
+from paretolab.flows.commands import command
 from paretolab.flows.engine import NotEnoughDataError
 from tests.helpers.configs import write_config
 from tests.helpers.oracles import CALL_LOG
@@ -203,7 +204,12 @@ def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):
     config = write_config(tmp_path / "c.yaml", rounds=1)
     result = runner.invoke(app, ["run", str(config)])
     assert result.exit_code == 0, result.output
-    for text in ("Pareto front", "oracle calls: 9", "runs/test_campaign", "mlflow ui --backend-store-uri"):
+    for text in (
+        "Pareto front",
+        "oracle calls: 9",
+        "runs/test_campaign",
+        f"{command('mlflow')} ui --backend-store-uri",
+    ):
         assert text in result.output
     status = runner.invoke(app, ["status", "runs/test_campaign"])
     assert status.exit_code == 0, status.output

@@ -17,6 +17,7 @@ from paretolab.data.spaces import GridSpace
 from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.cli import app
+from paretolab.flows.commands import command
 from paretolab.flows.engine import pareto_table
 from paretolab.flows.ingest import stored_objectives
 from paretolab.flows.lab import lab_progress
@@ -157,7 +158,7 @@ def test_lab_campaign_requests_takes_results_and_continues(tmp_path, prefect_api
     assert result.exit_code == 0, result.output
     assert f"{partial}: recorded 2 result(s); 2 row(s) left blank stay pending" in result.output
     assert "round 0: 2 of 4 candidate(s) still pending" in result.output
-    assert f"continue the campaign: paretolab run {campaign}" in result.output
+    assert f"continue the campaign: {command('paretolab')} run {campaign}" in result.output
     recorded = _observations(campaign)
     assert recorded["candidate"].tolist() == round0["candidate"].tolist()[:2]
     assert recorded[["branin", "currin"]].values.tolist() == truth[:2]
@@ -264,7 +265,7 @@ def test_continue_after_hours_closes_a_round_with_what_arrived(tmp_path, prefect
     waiting = runner.invoke(app, ["run", str(config), "--dir", str(campaign)], env={"COLUMNS": "1000"})
     assert waiting.exit_code == 0, waiting.output
     assert "waiting for the lab: round 0 sent 4 candidate(s), 2 still pending." in waiting.output
-    assert f"send results:  paretolab submit {campaign} RESULTS.csv" in waiting.output
+    assert f"send results:  {command('paretolab')} submit {campaign} RESULTS.csv" in waiting.output
     assert _tables(campaign, "rounds")[0].empty
 
     # With it (lab settings may change between runs), the round closes with what arrived.
