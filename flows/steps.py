@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import torch
-from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
 from paretolab.data.dataset import Dataset, dataset_from_observations
@@ -38,11 +37,12 @@ from paretolab.flows.engine import (
 )
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import evaluate_lab
-from paretolab.models.acquisition import build_qlognehvi, select_batch
+from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.rewards import ProxyReward
+from paretolab.models.selection import SampledHVISelector
 from paretolab.oracles.base import OracleError, OracleResult
 
 __all__ = [
@@ -130,19 +130,31 @@ def build_acquisition(
     ref_point: torch.Tensor,
     round_: int,
     pending: Sequence[str] = (),
-) -> AcquisitionFunction:
+) -> Selector:
     """The campaign's acquisition with its fixed reference point; ``pending`` candidates
     (selected, not yet measured) count as pending points, so the batch complements them."""
     X_pending = setup.space.featurize(list(pending)).to(dataset.X) if pending else None
-    with exact_gp():  # pruning the baseline evaluates the posterior
-        acqf = build_qlognehvi(
+    acquisition = setup.config.acquisition
+    seed = round_seed(setup.config.seed, round_, "acquisition") % (2**31)
+    if acquisition.kind == "sampled_hvi":
+        acqf: Selector = SampledHVISelector(
             model,
-            dataset.X,
-            ref_point.to(dataset.X),
-            mc_samples=setup.config.acquisition.mc_samples,
-            seed=round_seed(setup.config.seed, round_, "acquisition") % (2**31),
+            dataset.Y,
+            ref_point.to(dataset.Y),
+            n_samples=acquisition.mc_samples,
+            seed=seed,
             X_pending=X_pending,
         )
+    else:
+        with exact_gp():  # pruning the baseline evaluates the posterior
+            acqf = build_qlognehvi(
+                model,
+                dataset.X,
+                ref_point.to(dataset.X),
+                mc_samples=acquisition.mc_samples,
+                seed=seed,
+                X_pending=X_pending,
+            )
     crash_point("step.build_acquisition")
     return acqf
 
@@ -274,7 +286,7 @@ def build_pool(store: CampaignStore, proposals: dict[str, list[str]]) -> Pool:
 def select(
     store: CampaignStore,
     setup: CampaignSetup,
-    acqf: AcquisitionFunction,
+    acqf: Selector,
     pool: Pool,
     q: int,
     round_: int,

@@ -22,14 +22,22 @@ from pydantic import Field
 from torch import Tensor
 
 from paretolab.data.strict import Strict
+from paretolab.models.selection import SampledHVISelector
 
-__all__ = ["AcquisitionConfig", "build_qlognehvi", "select_batch"]
+__all__ = ["AcquisitionConfig", "Selector", "build_qlognehvi", "select_batch"]
+
+Selector = AcquisitionFunction | SampledHVISelector
+"""What picks a batch: a BoTorch acquisition function (greedy over the pool) or a selector."""
 
 
 class AcquisitionConfig(Strict):
     """The acquisition that picks each batch from the pool."""
 
-    kind: Literal["qlognehvi"] = "qlognehvi"
+    kind: Literal["qlognehvi", "sampled_hvi"] = Field(
+        "qlognehvi",
+        description="qlognehvi: BoTorch's qLogNEHVI; sampled_hvi: greedy EHVI over joint posterior "
+        "samples by random hypervolume scalarizations (models/selection.py), seconds for 3+ objectives",
+    )
     mc_samples: int = Field(128, ge=8, le=4096, description="quasi-MC samples of the posterior")
 
 
@@ -61,12 +69,14 @@ def build_qlognehvi(
 
 
 def select_batch(
-    acqf: AcquisitionFunction, pool: Tensor, q: int, *, max_batch_size: int = 512
+    acqf: Selector, pool: Tensor, q: int, *, max_batch_size: int = 512
 ) -> tuple[list[int], list[float]]:
     """Greedy batch of ``q`` distinct rows of ``pool`` ``N x d``: their indices and values.
 
     Each value is the acquisition of that pick given the ones before it.
     """
+    if isinstance(acqf, SampledHVISelector):
+        return acqf.select(pool, q)
     q = min(q, pool.shape[0])
     if q == 0:
         return [], []

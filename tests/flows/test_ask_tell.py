@@ -633,3 +633,17 @@ def test_creating_and_asking_refuse_what_cannot_work(tmp_path):
     with pytest.raises(pl.ConfigError, match="measures with oracle 'branin_currin' itself"):
         synchronous.ask()
     assert synchronous.pareto_front().empty and synchronous.hypervolume() == 0.0
+
+
+def test_sampled_hvi_selection_asks_a_batch_that_raises_the_hypervolume(tmp_path):
+    campaign = _campaign(
+        tmp_path / "fast", acquisition={"kind": "sampled_hvi", "mc_samples": 32}, batch_size=4
+    )
+    campaign.tell(measured(campaign.ask()))
+    for _ in range(2):
+        batch = campaign.ask()
+        assert len(batch) == 4 and batch["candidate"].is_unique
+        assert (batch["acquisition"] >= 0).all() and batch["branin_mean"].notna().all()
+        campaign.tell(measured(batch))
+    history = campaign.history()["hypervolume"].tolist()
+    assert len(history) == 3 and history[-1] > history[0]
