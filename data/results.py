@@ -306,6 +306,37 @@ def _by_id(
     return _Identified(round_, candidate, raw_id)
 
 
+def _identify(
+    row: _Row,
+    expected: ExpectedResults,
+    check: Callable[[str], Check] | None,
+    ids: Mapping[str, str],
+    first_row: dict[str, object],
+) -> _Identified | str | None:
+    """The candidate a row is about, a problem as text, or None for a row that names no
+    candidate and gives nothing (an empty line)."""
+    if not row.raw_id and not (check is not None and row.stated):
+        if any(row.cells.values()) or row.failure:
+            what = (
+                f"columns {ID_COLUMN!r} and 'candidate': both"
+                if check is not None
+                else f"column {ID_COLUMN!r}:"
+            )
+            return f"{row.where}: {what} empty"
+        return None
+    if row.raw_id:
+        return _by_id(row, expected, check, first_row)
+    return _by_candidate(row, expected, check, ids, first_row)  # type: ignore[arg-type]
+
+
+def _blank_row_problem(row: _Row, columns: Mapping[str, str]) -> str:
+    return (
+        f"{row.where}: columns {', '.join(repr(c) for c in columns.values())}: no values and no "
+        f"{FAILURE_COLUMN!r}; give the values or a reason it failed, or leave the row out "
+        "(the candidate stays pending)"
+    )
+
+
 def _row_values(
     row: _Row, expected: ExpectedResults, columns: Mapping[str, str]
 ) -> tuple[list[float], list[str]]:
@@ -402,30 +433,13 @@ def validate_results(
     first_row: dict[str, object] = {}
     for i, record in enumerate(frame.to_dict("records")):
         row = _Row.of(record, row_names[i] if row_names is not None else i + row_offset, columns)
-        if not row.raw_id and not (by_candidate and row.stated):
-            if any(row.cells.values()) or row.failure:
-                what = (
-                    f"columns {ID_COLUMN!r} and 'candidate': both"
-                    if by_candidate
-                    else f"column {ID_COLUMN!r}:"
-                )
-                problems.append(f"{row.where}: {what} empty")
-            continue
-        found = (
-            _by_id(row, expected, check, first_row)
-            if row.raw_id
-            else _by_candidate(row, expected, check, ids, first_row)  # type: ignore[arg-type]
-        )
-        if isinstance(found, str):
-            problems.append(found)
+        found = _identify(row, expected, check, ids, first_row)
+        if isinstance(found, str) or found is None:
+            problems.extend([found] if found else [])
             continue
         if not any(row.cells.values()) and not row.failure:
             if blank_rows == "error":
-                problems.append(
-                    f"{row.where}: columns {', '.join(repr(c) for c in columns.values())}: no values and no "
-                    f"{FAILURE_COLUMN!r}; give the values or a reason it failed, or leave the row out "
-                    "(the candidate stays pending)"
-                )
+                problems.append(_blank_row_problem(row, columns))
             else:
                 out.pending += found.candidate not in expected.measured
             continue

@@ -127,8 +127,7 @@ class SampledHVISelector:
         if Y_pending.shape[1]:
             pending = hypervolume_scalarizations(to_unit(Y_pending), zero, directions).amax(1)
             best = torch.maximum(best, pending)
-        unit_pool = to_unit(Y_pool).float()  # the gains need no more precision than this
-        best, directions, zero = best.float(), directions.float(), zero.float()
+        unit_pool = to_unit(Y_pool)  # double: an improvement can be 1e-6 of the volume
         volume = _constant(m) * scale.prod().item()
         # 3. lazy greedy (Minoux 1978): hypervolume improvement is submodular, so a gain
         #    computed before a pick bounds the gain after it; only candidates whose bound
