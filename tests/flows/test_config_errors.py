@@ -173,3 +173,18 @@ def test_shorthands_mean_what_they_stand_for(tmp_path):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
     a, b = load_config(tmp_path / "short.yaml"), load_config(tmp_path / "long.yaml")
     assert a.identity_hash() == b.identity_hash() and a.space.max_length == 6
+
+
+def test_a_gflownet_config_written_with_the_old_batch_size_name_still_loads_as_the_same_campaign():
+    from tests.conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "campaigns" / "ngram_mogfn.yaml").read_text())
+    steps = data["generators"][0].pop("trajectories_per_step")
+    data["generators"][0]["batch_size"] = steps
+    with pytest.warns(FutureWarning, match="now called trajectories_per_step"):
+        config = parse_config(data, "old.yaml")
+    assert config.generators[0].trajectories_per_step == steps
+    assert config.identity_hash() == IDENTITY_HASHES["ngram_mogfn"]
+    data["generators"][0]["trajectories_per_step"] = steps
+    with pytest.raises(ConfigError, match="give trajectories_per_step only"):
+        parse_config(data, "both.yaml")

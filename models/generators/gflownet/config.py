@@ -5,7 +5,8 @@ embeds :class:`MOGFNGeneratorConfig` and :class:`OPGFNGeneratorConfig` as they a
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,6 +33,22 @@ class GFlowNetSettings(Strict):
     replay_capacity: int = Field(1000, ge=0, description="best sampled states kept (0: measured only)")
     grad_clip: float = Field(10.0, gt=0, description="gradient norm clip")
     weight_decay: float = Field(0.0, ge=0, description="Adam's L2 penalty (the OP-GFN reference code: 1e-4)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: Any) -> Any:
+        """``batch_size`` is what ``trajectories_per_step`` was called before 0.2: configs
+        written then still load (with a warning), and mean the same campaign."""
+        if isinstance(data, dict) and "batch_size" in data:
+            if "trajectories_per_step" in data:
+                raise ValueError("give trajectories_per_step only (batch_size is its old name)")
+            data = {("trajectories_per_step" if k == "batch_size" else k): v for k, v in data.items()}
+            warnings.warn(
+                "GFlowNet setting batch_size is now called trajectories_per_step; please rename it",
+                FutureWarning,
+                stacklevel=2,
+            )
+        return data
 
 
 class MOGFNSettings(GFlowNetSettings):
