@@ -1,7 +1,7 @@
 """A campaign driven from Python: ``ask`` for a batch, ``tell`` what was measured.
 
 The same store, steps and MLflow logging as ``paretolab run``, without Prefect: ``ask``
-runs the science steps of a round (:func:`flows.steps.choose_batch`, the functions the
+runs the science steps of a round (:func:`paretolab.flows.steps.choose_batch`, the functions the
 Prefect flow runs as tasks) and records the batch as a request; ``tell`` validates
 results like a lab's results file (:mod:`data.results`) and records them. Every call
 opens the campaign's store, holds its lock while it writes, and lets go, so a campaign
@@ -244,8 +244,9 @@ class Campaign:
         there is).
 
         Returns one row per candidate: ``candidate_id`` (for :meth:`tell` and lab files),
-        ``round``, ``candidate``, ``generator``, ``acquisition`` (the greedy log-EHVI
-        value of each pick) and the proxy's ``<objective>_mean`` and ``<objective>_std``
+        ``round``, ``candidate``, ``generator``, ``acquisition`` (the greedy value of
+        each pick: log-EHVI with ``acquisition.kind: qlognehvi``, the expected hypervolume
+        improvement with ``sampled_hvi``) and the proxy's ``<objective>_mean`` and ``<objective>_std``
         in the objective's units (NaN for a random batch). ``batch_size`` defaults to the
         config's. The same campaign and seed given the same measurements ask the same
         batch. Raises BudgetSpentError once ``budget`` candidates have been asked for.

@@ -1,7 +1,7 @@
 """``run_campaign``: the initial design, then rounds until the rounds or budget are spent.
 
 A campaign directory that already exists is continued from its last completed round
-(see :mod:`flows.campaign_dir`). Nothing measured is ever deleted.
+(see :mod:`paretolab.flows.campaign_dir`). Nothing measured is ever deleted.
 """
 
 from __future__ import annotations

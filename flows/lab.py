@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 SUSPENDED_META = "lab_suspended"
 """Meta field naming the suspended flow run and its pause key while a lab round waits
-(see :mod:`flows.waiting`)."""
+(see :mod:`paretolab.flows.waiting`)."""
 
 
 def _now() -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -30,8 +31,27 @@ SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose"
 """Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
 
 
+_ROUND_TIMINGS: ContextVar[dict[str, float] | None] = ContextVar("paretolab_round_timings", default=None)
+"""The running round's step times: filled inside each task body, so they count the step's
+own work, not Prefect's task bookkeeping or the waits between oracle retries."""
+
+
+class _RoundTimings:
+    """``steps.timed``'s target for the declared tasks: the running round's timings."""
+
+    def get(self, name: str, default: float) -> float:
+        timings = _ROUND_TIMINGS.get()
+        return timings.get(name, default) if timings is not None else default
+
+    def __setitem__(self, name: str, seconds: float) -> None:
+        timings = _ROUND_TIMINGS.get()
+        if timings is not None:
+            timings[name] = seconds
+
+
 def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
-    return task(name=name, cache_policy=NO_CACHE, **options)(fn)
+    body = steps.timed(fn, name, _RoundTimings())  # type: ignore[arg-type]
+    return task(name=name, cache_policy=NO_CACHE, **options)(body)
 
 
 def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:
@@ -78,12 +98,12 @@ def run_round(
     has ``awaiting`` set and the round is finished by a later run.
     """
     timings: dict[str, float] = {}
+    _ROUND_TIMINGS.set(timings)  # this flow run's own context
     metrics: dict[str, float] = {}
     crash_point("round.start")
 
     def step(name: str, **options: Any) -> Any:
-        body = TASKS[name].with_options(**options) if options else TASKS[name]
-        return steps.timed(body, name, timings)
+        return TASKS[name].with_options(**options) if options else TASKS[name]
 
     state = CampaignState.read(store)
     if state.has_batch(round_):

@@ -31,7 +31,7 @@ class GFlowNetSettings(Strict):
     learn_backward: bool = Field(False, description="learn P_B on grids (else uniform over parents)")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="share of each step's trajectories replayed")
     replay_capacity: int = Field(1000, ge=0, description="best sampled states kept (0: measured only)")
-    grad_clip: float = Field(10.0, gt=0, description="gradient norm clip")
+    grad_clip: float = Field(10.0, gt=0, allow_inf_nan=True, description="gradient norm clip (inf: none)")
     weight_decay: float = Field(0.0, ge=0, description="Adam's L2 penalty (the OP-GFN reference code: 1e-4)")
 
     @model_validator(mode="before")
