@@ -52,10 +52,7 @@ class ConfigError(ValueError):
     """A campaign config is invalid; the message names the file and field."""
 
 
-_Strict = Strict
-
-
-class GridSpaceConfig(_Strict):
+class GridSpaceConfig(Strict):
     """A grid of ``dims`` coordinates with ``levels`` levels each."""
 
     kind: Literal["grid"] = "grid"
@@ -63,7 +60,7 @@ class GridSpaceConfig(_Strict):
     levels: int = Field(ge=2, description="levels per coordinate")
 
 
-class SequenceSpaceConfig(_Strict):
+class SequenceSpaceConfig(Strict):
     """Strings over ``alphabet`` with a length in [min_length, max_length]; ``length: n``
     is short for ``min_length: n, max_length: n``."""
 
@@ -90,7 +87,7 @@ class SequenceSpaceConfig(_Strict):
         return self
 
 
-class MoleculeFiltersConfig(_Strict):
+class MoleculeFiltersConfig(Strict):
     """Structural rules a molecule must pass; each is off unless set."""
 
     heavy_atoms: list[int] | None = Field(None, description="[low, high] heavy-atom count, inclusive")
@@ -108,7 +105,7 @@ class MoleculeFiltersConfig(_Strict):
         return self
 
 
-class FingerprintConfig(_Strict):
+class FingerprintConfig(Strict):
     """Morgan fingerprints, the features of molecules for the proxy."""
 
     kind: Literal["count", "bit"] = Field("count", description="count vectors (MinMax) or bits (Tanimoto)")
@@ -116,7 +113,7 @@ class FingerprintConfig(_Strict):
     size: int = Field(2048, ge=64, le=16384)
 
 
-class MoleculeSpaceConfig(_Strict):
+class MoleculeSpaceConfig(Strict):
     """Single molecules (canonical SMILES) generated as SELFIES token sequences."""
 
     kind: Literal["molecule"] = "molecule"
@@ -137,7 +134,7 @@ SpaceConfig = Annotated[
 ]
 
 
-class OracleConfig(_Strict):
+class OracleConfig(Strict):
     """The oracle: a registered ``name`` (built-in or plug-in) or a ``target`` import path
     ``module:Class`` in the user's own package, with the constructor's ``params``."""
 
@@ -161,7 +158,7 @@ class OracleConfig(_Strict):
         return self.name or self.target or ""
 
 
-class LabConfig(_Strict):
+class LabConfig(Strict):
     """Where an asynchronous (lab) oracle's requests go and results come in, and how long a
     round waits. Folders are relative to the campaign directory."""
 
@@ -181,7 +178,7 @@ GeneratorConfig = Annotated[
 ]
 
 
-class RuntimeConfig(_Strict):
+class RuntimeConfig(Strict):
     """Where and how the numbers are crunched; does not change the campaign's identity."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -192,14 +189,14 @@ class RuntimeConfig(_Strict):
     )
 
 
-class TrackingConfig(_Strict):
+class TrackingConfig(Strict):
     """MLflow tracking; ``MLFLOW_TRACKING_URI`` overrides ``tracking_uri``."""
 
     experiment: str = "paretolab"
     tracking_uri: str | None = None
 
 
-class CampaignConfig(_Strict):
+class CampaignConfig(Strict):
     """A whole campaign. See README 'Campaign config' for every field."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
