@@ -1,7 +1,14 @@
 """The n-gram (regex) sequence task of the MOGFN paper (Jain et al. 2023, sec. 5.2,
 after Stanton et al. 2022): each objective counts the (overlapping) occurrences of a motif
 in a protein-like sequence, divided by ``max_score`` (8 in the paper's code for the motifs
-AV, VC, CA)."""
+AV, VC, CA).
+
+Reference point: one occurrence below none, ``-1 / max_score`` per objective. A count is
+never negative, so every sequence dominates it and adds hypervolume from the first
+measurement on; with the point at 0, a sequence lacking any one motif adds nothing, and
+short campaigns (which rarely find a sequence with all three motifs) ended with
+hypervolume 0.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +50,7 @@ class NGramOracle(Oracle):
         self.motifs = tuple(motifs)
         self.max_score = float(max_score)
         self.objectives = tuple(Objective(f"count_{m}", "max") for m in motifs)
-        self.ref_point = tuple(0.0 for _ in motifs)
+        self.ref_point = tuple(-1.0 / self.max_score for _ in motifs)
 
     def _evaluate(self, xs: list[str]) -> Tensor:
         return motif_counts(xs, self.motifs) / self.max_score

@@ -83,3 +83,16 @@ def test_ngram_oracle_counts_overlapping_motifs():
     assert values.tolist() == [[2, 2, 1], [4, 0, 0], [0, 0, 0]]
     with pytest.raises(ValueError, match="not in it"):
         NGramOracle(space, motifs=["AB"])
+
+
+def test_ngram_hypervolume_is_informative_without_a_sequence_holding_every_motif():
+    from paretolab.data.pareto import hypervolume
+    from paretolab.data.spaces import SequenceSpace
+    from paretolab.oracles.ngram import NGramOracle
+
+    oracle = NGramOracle(SequenceSpace("ACDEFGHIKLMNPQRSTVWY", 4, 36))
+    ref = torch.tensor(oracle.ref_point)
+    none = hypervolume(oracle(["GGGG"]).values, ref)
+    one_motif = hypervolume(oracle(["GAVG"]).values, ref)
+    two_motifs = hypervolume(oracle(["GAVG", "GVCG"]).values, ref)
+    assert 0 < none < one_motif < two_motifs
