@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,10 +33,12 @@ from paretolab.models.reference_point import infer_ref_point
 __all__ = [
     "INITIAL_DESIGN",
     "MIN_VALID_TO_FIT",
+    "TOLD",
     "CampaignState",
     "NotEnoughDataError",
     "close_ready_rounds",
     "close_round",
+    "generator_shares",
     "pareto_table",
     "reference_point",
     "require_valid",
@@ -49,6 +52,10 @@ MIN_VALID_TO_FIT = 2
 INITIAL_DESIGN = "initial"
 """Generator name recorded for a random initial design (round 0's batch, unless
 ``MIN_VALID_TO_FIT`` valid measurements were told before it)."""
+
+TOLD = "told"
+"""Source credited in :func:`generator_shares` for a candidate measured without having been
+selected for any batch (results told from outside without being asked for)."""
 
 
 class NotEnoughDataError(RuntimeError):
@@ -211,9 +218,52 @@ def reference_point(store: CampaignStore, setup: Any, up_to_round: int | None = 
     return torch.tensor(store.meta["ref_point"], dtype=torch.double)
 
 
+def generator_shares(
+    round_: int,
+    batches: pd.DataFrame,
+    proposals: pd.DataFrame,
+    observations: pd.DataFrame,
+    objectives: Sequence[Objective],
+) -> dict[str, float]:
+    """What each generator supplied in round ``round_``, from the store's tables.
+
+    - ``batch_share/<g>``: the fraction of round ``round_``'s batch whose row names
+      generator ``g``. A candidate several generators proposed is credited to the one its
+      batch row records: the first in config order to propose it (``steps.build_pool``).
+      The random initial design is ``initial``. Every generator that proposed in the round
+      gets a key (0 if none of its candidates was picked); a round without a batch (only
+      told measurements) gets none.
+    - ``n_new_pareto``: the candidates on the measured Pareto front of rounds up to
+      ``round_`` that were not on the front of the rounds before it (its new members).
+    - ``new_pareto_share/<g>``: the fraction of those new members whose batch row names
+      ``g``; a candidate measured without being in any batch counts as :data:`TOLD`. Every
+      generator of the round and every credited source gets a key; with no new members,
+      none does (a share of nothing is not 0).
+
+    The shares of a round's keys sum to 1. ``batches``, ``proposals`` and ``observations``
+    are whole store tables (see ``store.TABLES``).
+    """
+    batch = batches[batches["round"] == round_]
+    names = set(batch["generator"]) | set(proposals.loc[proposals["round"] == round_, "generator"])
+    shares: dict[str, float] = {}
+    if len(batch):
+        picked = Counter(batch["generator"])
+        shares |= {f"batch_share/{g}": picked[g] / len(batch) for g in sorted(names)}
+    seen = observations[observations["round"] <= round_]
+    before = set(pareto_rows(seen[seen["round"] < round_], objectives)["candidate"])
+    new = [c for c in pareto_rows(seen, objectives)["candidate"] if c not in before]
+    shares["n_new_pareto"] = float(len(new))
+    if new:
+        source = batches.drop_duplicates("candidate").set_index("candidate")["generator"].to_dict()
+        credited = Counter(source.get(c, TOLD) for c in new)
+        shares |= {f"new_pareto_share/{g}": credited[g] / len(new) for g in sorted(names | set(credited))}
+    return shares
+
+
 def close_round(store: CampaignStore, setup: Any, round_: int, metrics: dict[str, float]) -> dict[str, float]:
     """Close round ``round_``: the Pareto set and hypervolume of measured values, and the
-    round's summary row. The one way a round closes.
+    round's summary row, whose metrics get what each generator supplied
+    (:func:`generator_shares`). The one way a round closes.
 
     The values are those of rounds up to ``round_`` (a round closed late does not count
     later rounds' results). If the campaign's reference point is not fixed yet, this fixes
@@ -229,6 +279,9 @@ def close_round(store: CampaignStore, setup: Any, round_: int, metrics: dict[str
         "n_observations": int(observations["candidate"].nunique()),
         "oracle_calls": len(store.read("requests")),
     }
+    shares = generator_shares(
+        round_, store.read("batches"), store.read("proposals"), observations, setup.objectives
+    )
     crash_point("step.record")  # round measured, summary not written
     store.append(
         "rounds",
@@ -238,7 +291,7 @@ def close_round(store: CampaignStore, setup: Any, round_: int, metrics: dict[str
                     "round": round_,
                     "completed_at": datetime.now(UTC).isoformat(),
                     **summary,
-                    "metrics": json.dumps(metrics),
+                    "metrics": json.dumps(metrics | shares),
                 }
             ]
         ),

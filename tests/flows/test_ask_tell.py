@@ -123,6 +123,12 @@ def test_an_ask_tell_loop_raises_the_hypervolume_and_logs_each_round(tmp_path):
     assert sorted(m.step for m in logged) == [0, 1, 2, 3, 4]
     assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(hv)
     assert {m.step for m in client.get_metric_history(run_id, "proxy/rmse")} == {2, 3, 4}  # enough data
+    shares = [client.get_metric_history(run_id, f"batch_share/{g}") for g in ("initial", "random", "genetic")]
+    assert [m.step for m in shares[0]] == [0] and shares[0][0].value == 1.0
+    by_round = {m.step: 0.0 for m in shares[1]}
+    for m in shares[1] + shares[2]:
+        by_round[m.step] += m.value
+    assert by_round == pytest.approx({1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0})  # the same rule as a flow run
     artifacts = {a.path for a in client.list_artifacts(run_id, "pareto")}
     assert "pareto/round_0004.png" in artifacts
 

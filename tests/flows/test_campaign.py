@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -69,6 +69,21 @@ def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
     assert [m.step for m in history] == [0, 1, 2, 3] and [m.value for m in history] == hv
     for key in ("proxy/rmse", "oracle_calls", "n_pareto", "time/science", "pool_size"):
         assert mlflow.get_metric_history(run.info.run_id, key), key
+    # what each generator supplied, per round: shares of the batch and of the new Pareto members
+    keys = set(run.data.metrics)
+    assert {"batch_share/initial", "batch_share/random", "batch_share/genetic", "n_new_pareto"} <= keys
+
+    def sums(prefix):
+        total = defaultdict(float)
+        for key in (k for k in keys if k.startswith(prefix)):
+            for m in mlflow.get_metric_history(run.info.run_id, key):
+                total[m.step] += m.value
+        return dict(total)
+
+    assert sums("batch_share/") == pytest.approx({0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0})
+    new = {m.step: m.value for m in mlflow.get_metric_history(run.info.run_id, "n_new_pareto")}
+    assert sorted(new) == [0, 1, 2, 3] and new[0] > 0
+    assert sums("new_pareto_share/") == pytest.approx({r: 1.0 for r, n in new.items() if n > 0})
     pareto = {a.path for a in mlflow.list_artifacts(run.info.run_id, "pareto")}
     assert {"pareto/round_0000.png", "pareto/round_0003.png", "pareto/final.png"} <= pareto
     tables = {a.path for a in mlflow.list_artifacts(run.info.run_id, "tables")}

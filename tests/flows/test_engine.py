@@ -20,6 +20,7 @@ from paretolab.flows.engine import (
     NotEnoughDataError,
     close_ready_rounds,
     close_round,
+    generator_shares,
     reference_point,
     require_valid,
 )
@@ -39,7 +40,7 @@ def store(tmp_path):
         yield opened
 
 
-def _batch(store, round_, candidates, metrics=None):
+def _batch(store, round_, candidates, metrics=None, generators="initial"):
     store.append(
         "batches",
         pd.DataFrame(
@@ -47,7 +48,7 @@ def _batch(store, round_, candidates, metrics=None):
                 "round": round_,
                 "position": range(len(candidates)),
                 "candidate": candidates,
-                "generator": "initial",
+                "generator": generators,
                 "acquisition_value": math.nan,
                 "metrics": json.dumps(metrics or {}),
             }
@@ -144,7 +145,7 @@ def test_rounds_close_in_order_and_a_waiting_round_stops_the_later_ones(store):
     assert close_ready_rounds(store, setup) == [1, 2]
     assert close_ready_rounds(store, setup) == []  # nothing twice
     rounds = store.read("rounds").set_index("round")
-    assert json.loads(rounds.loc[1, "metrics"]) == {"n_train": 2.0}
+    assert json.loads(rounds.loc[1, "metrics"])["n_train"] == 2.0  # the batch's metrics
     # round 0's hypervolume counts only round 0's values, against the point fixed then
     ref = torch.tensor(store.meta["ref_point"], dtype=torch.double)
     Y0 = torch.tensor([[1.0, -1.0], [3.0, -3.0]], dtype=torch.double)
@@ -197,4 +198,74 @@ def test_close_round_records_the_summary_and_its_metrics(store):
         "oracle_calls": 0.0,
     }
     (row,) = store.read("rounds").to_dict("records")
-    assert json.loads(row["metrics"]) == {"time/x": 1.5} and CampaignState.read(store).closed == {0}
+    assert json.loads(row["metrics"]) == {
+        "time/x": 1.5,
+        "batch_share/initial": 1.0,
+        "n_new_pareto": 2.0,
+        "new_pareto_share/initial": 1.0,
+    }
+    assert CampaignState.read(store).closed == {0}
+
+
+def _propose(store, round_, generator, candidates):
+    store.append(
+        "proposals",
+        pd.DataFrame(
+            {
+                "round": round_,
+                "generator": generator,
+                "candidate": candidates,
+                "canonical": candidates,
+                "reason": None,
+            }
+        ),
+    )
+
+
+def test_generator_shares_credit_the_batch_and_the_new_pareto_members_to_their_generators(store):
+    # round 0: p and q, both on the front (a is maximized, b minimized)
+    _batch(store, 0, ["p", "q"])
+    _measure(store, 0, [("p", 1.0, 1.0), ("q", 3.0, 3.0)])
+    # round 1: random proposed but none of its candidates was picked; genetic supplied 3 of
+    # the 4 picks, mogfn 1; g1 was proposed by both and its batch row credits genetic
+    _propose(store, 1, "genetic", ["g1", "g2", "g3", "g4"])
+    _propose(store, 1, "mogfn", ["g1", "m1"])
+    _propose(store, 1, "random", ["r1"])
+    _batch(store, 1, ["g1", "g2", "g3", "m1"], generators=["genetic", "genetic", "genetic", "mogfn"])
+    # g1 dominates p and q; m1 and the told t are beside it; g2 is dominated, g3 failed
+    _measure(store, 1, [("g1", 4.0, 1.0), ("g2", 0.0, 5.0), ("g3", "did not fold"), ("m1", 2.0, 0.5)])
+    _measure(store, 1, [("t", 5.0, 2.0)])  # told without being asked for
+    # round 2: one genetic pick, dominated: no new Pareto member
+    _propose(store, 2, "genetic", ["g5"])
+    _batch(store, 2, ["g5"], generators="genetic")
+    _measure(store, 2, [("g5", 0.0, 9.0)])
+
+    tables = [store.read(t) for t in ("batches", "proposals", "observations")]
+    assert generator_shares(0, *tables, OBJECTIVES) == {
+        "batch_share/initial": 1.0,
+        "n_new_pareto": 2.0,
+        "new_pareto_share/initial": 1.0,
+    }
+    assert generator_shares(1, *tables, OBJECTIVES) == {
+        "batch_share/genetic": 0.75,
+        "batch_share/mogfn": 0.25,
+        "batch_share/random": 0.0,
+        "n_new_pareto": 3.0,  # g1, m1, t
+        "new_pareto_share/genetic": pytest.approx(1 / 3),
+        "new_pareto_share/mogfn": pytest.approx(1 / 3),
+        "new_pareto_share/random": 0.0,
+        "new_pareto_share/told": pytest.approx(1 / 3),
+    }
+    # no new members: no new_pareto_share at all (not a 0 that reads as "supplied none")
+    assert generator_shares(2, *tables, OBJECTIVES) == {"batch_share/genetic": 1.0, "n_new_pareto": 0.0}
+    # a round of told measurements only has no batch to share
+    _measure(store, 3, [("t2", 6.0, 3.0)])
+    tables = [store.read(t) for t in ("batches", "proposals", "observations")]
+    assert generator_shares(3, *tables, OBJECTIVES) == {"n_new_pareto": 1.0, "new_pareto_share/told": 1.0}
+
+    # closing a round records them with its metrics, for MLflow at step = round
+    close_round(store, _setup(ref=torch.tensor([-1.0, -10.0])), 1, {"time/x": 1.0})
+    recorded = json.loads(store.read("rounds")["metrics"].iloc[0])
+    assert recorded["batch_share/genetic"] == 0.75 and recorded["new_pareto_share/told"] == pytest.approx(
+        1 / 3
+    )
