@@ -93,12 +93,18 @@ def _molecule_space(config: MoleculeSpaceConfig, base_dir: Path) -> MoleculeSpac
 
 
 def proxy_kernel(config: CampaignConfig) -> KernelName:
-    """The GP kernel: MinMax (Tanimoto) for molecules unless the config says otherwise."""
+    """The GP kernel unless the config names one: MinMax (Tanimoto) on fingerprints for
+    molecules, MinMax on k-mer counts for sequences, RBF for grids (each the best measured
+    choice: ``benchmarks/molecular_proxy.py``, ``benchmarks/sequence_proxy.py``)."""
     kernel = config.proxy.kernel
     if kernel == "auto":
-        return "minmax" if isinstance(config.space, MoleculeSpaceConfig) else "rbf"
+        if isinstance(config.space, MoleculeSpaceConfig):
+            return "minmax"
+        return "kmer" if isinstance(config.space, SequenceSpaceConfig) else "rbf"
     if kernel == "minmax" and isinstance(config.space, GridSpaceConfig):
         raise ConfigError("proxy.kernel: minmax needs count or bit features (molecule or sequence spaces)")
+    if kernel == "kmer" and not isinstance(config.space, SequenceSpaceConfig):
+        raise ConfigError("proxy.kernel: kmer counts words of letters; it needs a sequence space")
     return kernel
 
 

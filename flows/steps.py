@@ -117,6 +117,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
         holdout_fraction=setup.config.proxy.holdout_fraction,
         rng=round_rng(setup.config.seed, round_, "proxy"),
         kernel=setup.proxy_kernel,
+        vocab_size=setup.space.vocab_size,
     )
     crash_point("step.fit_proxy")
     return fitted

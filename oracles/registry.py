@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from paretolab.oracles.base import Oracle
+from paretolab.oracles.ehrlich import EhrlichOracle
 from paretolab.oracles.external import ExternalOracle
 from paretolab.oracles.hypergrid import HyperGridOracle
 from paretolab.oracles.lab import LabOracle
@@ -36,6 +37,7 @@ ENTRY_POINT_GROUP = "paretolab.oracles"
 BUILTIN: dict[str, type[Oracle]] = {
     "branin_currin": BraninCurrinOracle,
     "dtlz2": DTLZ2Oracle,
+    "ehrlich": EhrlichOracle,
     "external": ExternalOracle,
     "hypergrid": HyperGridOracle,
     "lab": LabOracle,

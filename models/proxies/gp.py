@@ -7,9 +7,10 @@ all the data, so the reported RMSE/NLL/Spearman are honest out-of-sample numbers
 Kernels: ``rbf`` is BoTorch's default (RBF with a dimension-scaled lengthscale prior) for
 continuous or one-hot features; ``minmax`` is the MinMax/Tanimoto kernel for fingerprints
 (:mod:`models.proxies.kernels`), fitted exactly through one eigendecomposition
-(:mod:`models.proxies.spectral`). GPs use exact Cholesky solves up to ``MAX_EXACT_POINTS``
-(GPyTorch's default switches to stochastic CG above 800 points, which is neither exact
-nor reproducible).
+(:mod:`models.proxies.spectral`); ``kmer`` is the same kernel on the k-mer counts of
+one-hot sequences (words of 1 to ``KMER_LENGTH`` letters), fitted the same way. GPs use
+exact Cholesky solves up to ``MAX_EXACT_POINTS`` (GPyTorch's default switches to
+stochastic CG above 800 points, which is neither exact nor reproducible).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from paretolab.models.proxies.spectral import fit_scaled_fixed_kernel
 __all__ = [
     "ProxyConfig",
     "MAX_EXACT_POINTS",
+    "KMER_LENGTH",
     "MIN_POINTS_FOR_METRICS",
     "KernelName",
     "build_gp",
@@ -49,13 +51,20 @@ class ProxyConfig(Strict):
     """The proxy model fitted each round."""
 
     kind: Literal["gp"] = "gp"
-    kernel: Literal["auto", "rbf", "minmax"] = Field(
-        "auto", description="auto: minmax (Tanimoto) for molecules, BoTorch's RBF otherwise"
+    kernel: Literal["auto", "rbf", "minmax", "kmer"] = Field(
+        "auto",
+        description=(
+            "auto: minmax (Tanimoto) on fingerprints for molecules, kmer (MinMax on k-mer counts) "
+            "for sequences, BoTorch's RBF for grids"
+        ),
     )
     holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
 
 
-KernelName = Literal["rbf", "minmax"]
+KernelName = Literal["rbf", "minmax", "kmer"]
+
+KMER_LENGTH = 3
+"""Longest word the ``kmer`` kernel counts (chosen by ``benchmarks/sequence_proxy.py``)."""
 
 MAX_EXACT_POINTS = 20_000
 """Up to this many training points GPs are solved exactly (Cholesky)."""
@@ -70,25 +79,27 @@ MIN_POINTS_FOR_METRICS = 10
 """Below this many points all of them are used for fitting and no metrics are reported."""
 
 
-def _single(X: Tensor, y: Tensor, kernel: KernelName) -> SingleTaskGP:
+def _single(X: Tensor, y: Tensor, kernel: KernelName, vocab_size: int | None) -> SingleTaskGP:
     if kernel == "rbf":
         return SingleTaskGP(X, y, outcome_transform=Standardize(m=1))
+    if kernel == "kmer" and vocab_size is None:
+        raise ValueError("the kmer kernel needs the alphabet size (vocab_size) of the one-hot features")
+    base = MinMaxKernel(kmers=(vocab_size, KMER_LENGTH) if kernel == "kmer" else None)
     # counts are not in the unit cube, and need not be: the kernel is scale-free
     with botorch_settings.validate_input_scaling(False):
-        return SingleTaskGP(
-            X, y, covar_module=ScaleKernel(MinMaxKernel()), outcome_transform=Standardize(m=1)
-        )
+        return SingleTaskGP(X, y, covar_module=ScaleKernel(base), outcome_transform=Standardize(m=1))
 
 
-def build_gp(X: Tensor, Y: Tensor, kernel: KernelName = "rbf") -> ModelListGP:
-    """An unfitted ModelListGP on ``X`` ``n x d`` and ``Y`` ``n x m`` (maximized)."""
-    return ModelListGP(*(_single(X, Y[:, j : j + 1], kernel) for j in range(Y.shape[1])))
+def build_gp(X: Tensor, Y: Tensor, kernel: KernelName = "rbf", vocab_size: int | None = None) -> ModelListGP:
+    """An unfitted ModelListGP on ``X`` ``n x d`` and ``Y`` ``n x m`` (maximized);
+    ``vocab_size`` is the alphabet of one-hot sequence features (``kmer`` only)."""
+    return ModelListGP(*(_single(X, Y[:, j : j + 1], kernel, vocab_size) for j in range(Y.shape[1])))
 
 
-def _fit(X: Tensor, Y: Tensor, kernel: KernelName) -> ModelListGP:
-    model = build_gp(X, Y, kernel)
+def _fit(X: Tensor, Y: Tensor, kernel: KernelName, vocab_size: int | None) -> ModelListGP:
+    model = build_gp(X, Y, kernel, vocab_size)
     with exact_gp():
-        if kernel == "minmax":
+        if kernel in ("minmax", "kmer"):
             fit_scaled_fixed_kernel(model)
         else:
             fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
@@ -114,14 +125,21 @@ def heldout_metrics(model: ModelListGP, X: Tensor, Y: Tensor) -> dict[str, float
 
 
 def fit_gp_proxy(
-    X: Tensor, Y: Tensor, *, holdout_fraction: float, rng: torch.Generator, kernel: KernelName = "rbf"
+    X: Tensor,
+    Y: Tensor,
+    *,
+    holdout_fraction: float,
+    rng: torch.Generator,
+    kernel: KernelName = "rbf",
+    vocab_size: int | None = None,
 ) -> tuple[ModelListGP, dict[str, float]]:
-    """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first."""
+    """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first.
+    ``vocab_size``: the alphabet of one-hot sequence features (the ``kmer`` kernel)."""
     n = X.shape[0]
     metrics: dict[str, float] = {"n_train": float(n)}
     n_hold = round(holdout_fraction * n)
     if n >= MIN_POINTS_FOR_METRICS and n_hold >= 2:
         order = torch.randperm(n, generator=rng).to(X.device)
         hold, train = order[:n_hold], order[n_hold:]
-        metrics |= heldout_metrics(_fit(X[train], Y[train], kernel), X[hold], Y[hold])
-    return _fit(X, Y, kernel), metrics
+        metrics |= heldout_metrics(_fit(X[train], Y[train], kernel, vocab_size), X[hold], Y[hold])
+    return _fit(X, Y, kernel, vocab_size), metrics

@@ -5,17 +5,24 @@
 MinMax kernel); on bit vectors it is the Tanimoto (Jaccard) similarity, the standard
 kernel for GP Bayesian optimization of molecules (Griffiths et al. 2023, GAUCHE,
 NeurIPS). It has no hyperparameters, so wrap it in a ScaleKernel.
+
+On sequences the same kernel runs on k-mer counts (:func:`kmer_counts`, the spectrum
+representation of Leslie et al. 2002, "The spectrum kernel", PSB): two sequences are
+similar when they share short words wherever they occur, which one-hot positions miss.
+The counts are computed inside the kernel from the one-hot features every other part of
+the campaign uses, once per distinct row.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import torch
 from gpytorch.kernels import Kernel
 from torch import Tensor
 
-__all__ = ["MinMaxKernel", "minmax_similarity"]
+__all__ = ["MinMaxKernel", "kmer_counts", "minmax_similarity"]
 
 
 def _threshold_bits(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
@@ -68,6 +75,30 @@ def _unique_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     return unique, inverse.reshape(x.shape[:-1])
 
 
+def kmer_counts(one_hot: Tensor, vocab_size: int, k: int) -> Tensor:
+    """Occurrences of every word of 1 to ``k`` letters, ``n x (V + V^2 + ... + V^k)``, in
+    one-hot sequences ``n x (L * V)`` (a position with no letter ends the sequence).
+
+    Word ``w_1..w_j`` is column ``offset_j + sum_i w_i V^(j - i)``, so a sequence's counts
+    do not depend on its length or on where a word occurs.
+    """
+    n, width = one_hot.shape
+    if width % vocab_size:
+        raise ValueError(f"one-hot features of width {width} are not positions x {vocab_size} letters")
+    positions = one_hot.reshape(n, width // vocab_size, vocab_size)
+    present = positions.sum(-1) > 0  # n x L
+    letters = positions.argmax(-1)  # n x L
+    blocks, word, whole = [], torch.zeros_like(letters), torch.ones_like(present)
+    for j in range(1, k + 1):
+        # words of length j end at positions j - 1 .. L - 1
+        word = word[:, :-1] * vocab_size + letters[:, j - 1 :] if j > 1 else letters
+        whole = whole[:, :-1] & present[:, j - 1 :] if j > 1 else present
+        counts = one_hot.new_zeros(n, vocab_size**j)
+        counts.scatter_add_(1, word, whole.to(one_hot.dtype))
+        blocks.append(counts)
+    return torch.cat(blocks, -1)
+
+
 MAX_COUNT = 2**16
 """Largest count the kernel takes (a fingerprint count is far below it)."""
 
@@ -87,9 +118,14 @@ def _ratio(low: Tensor, high: Tensor) -> Tensor:
     return torch.where(high > 0, low / high.clamp_min(1), torch.ones_like(high))
 
 
-def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
+Counts = Callable[[Tensor], Tensor]
+"""Rows ``n x d`` -> count vectors ``n x d'`` the similarity is computed on."""
+
+
+def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False, counts: Counts | None = None) -> Tensor:
     """MinMax similarity ``... x n x m`` of count vectors ``... x n x d`` and ``... x m x d``
-    (``... x n`` with ``diag``). Two all-zero vectors count as identical (similarity 1).
+    (``... x n`` with ``diag``), or of ``counts(x)`` when given. Two all-zero vectors count
+    as identical (similarity 1).
 
     Computed once per distinct row: an acquisition batch repeats the same training and
     baseline molecules in every entry.
@@ -100,12 +136,19 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
                 *torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2]), x1.shape[-2], x2.shape[-2]
             )
     if diag:
+        if counts is not None:
+            shape = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+            x1 = counts(x1.expand(*shape, x1.shape[-1]).reshape(-1, x1.shape[-1]))
+            x2 = counts(x2.expand(*shape, x2.shape[-1]).reshape(-1, x2.shape[-1]))
+            return minmax_similarity(x1, x2, diag=True).reshape(shape)
         _check_counts(x1)
         _check_counts(x2)
         return _ratio(torch.minimum(x1, x2).sum(-1), torch.maximum(x1, x2).sum(-1))
     batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
     rows1, index1 = _unique_rows(_collapse_batch(x1))
     rows2, index2 = _unique_rows(_collapse_batch(x2))
+    if counts is not None:
+        rows1, rows2 = counts(rows1), counts(rows2)
     for rows in (rows1, rows2):
         _check_counts(rows)
     bits1, bits2 = _threshold_bits(rows1, rows2)
@@ -135,16 +178,16 @@ class _SimilarityCache:
     def _key(x: Tensor) -> tuple:
         return (x.data_ptr(), x._version, tuple(x.shape), x.stride(), x.dtype, str(x.device))
 
-    def __call__(self, x1: Tensor, x2: Tensor) -> Tensor:
+    def __call__(self, x1: Tensor, x2: Tensor, counts: Counts | None = None) -> Tensor:
         if x1.dim() != 2 or x2.dim() != 2 or x1.shape[0] * x2.shape[0] < self.min_size:
-            return minmax_similarity(x1, x2)
-        key = (self._key(x1), self._key(x2))
+            return minmax_similarity(x1, x2, counts=counts)
+        key = (self._key(x1), self._key(x2), counts)
         with self._lock:
             for i, (k, _, _, value) in enumerate(self._items):
                 if k == key:
                     self._items.append(self._items.pop(i))
                     return value.clone()
-        value = minmax_similarity(x1, x2)
+        value = minmax_similarity(x1, x2, counts=counts)
         with self._lock:
             self._items = [*self._items, (key, x1, x2, value)][-self.entries :]
         return value.clone()
@@ -154,12 +197,19 @@ _cache = _SimilarityCache()
 
 
 class MinMaxKernel(Kernel):
-    """MinMax similarity of count fingerprints (Tanimoto on bit fingerprints).
+    """MinMax similarity of count fingerprints (Tanimoto on bit fingerprints), or of the
+    k-mer counts of one-hot sequences when ``kmers = (vocab_size, k)`` is given.
 
-    Inputs must be non-negative integers (Morgan counts or bits); anything else raises.
+    Inputs must be non-negative integers (Morgan counts or bits, one-hot letters); anything
+    else raises.
     """
 
     has_lengthscale = False
+
+    def __init__(self, kmers: tuple[int, int] | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.kmers = kmers
+        self._counts = _KmerCounts(*kmers) if kmers is not None else None
 
     def forward(
         self, x1: Tensor, x2: Tensor, diag: bool = False, last_dim_is_batch: bool = False, **params: object
@@ -167,5 +217,21 @@ class MinMaxKernel(Kernel):
         if last_dim_is_batch:
             raise NotImplementedError("MinMaxKernel does not support last_dim_is_batch")
         if diag:
-            return minmax_similarity(x1, x2, diag=True)
-        return _cache(x1, x2)
+            return minmax_similarity(x1, x2, diag=True, counts=self._counts)
+        return _cache(x1, x2, self._counts)
+
+
+class _KmerCounts:
+    """:func:`kmer_counts` for one alphabet size and ``k``; equal when those are (a cache key)."""
+
+    def __init__(self, vocab_size: int, k: int) -> None:
+        self.vocab_size, self.k = vocab_size, k
+
+    def __call__(self, one_hot: Tensor) -> Tensor:
+        return kmer_counts(one_hot, self.vocab_size, self.k)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _KmerCounts) and (other.vocab_size, other.k) == (self.vocab_size, self.k)
+
+    def __hash__(self) -> int:
+        return hash((self.vocab_size, self.k))

@@ -188,3 +188,17 @@ def test_a_gflownet_config_written_with_the_old_batch_size_name_still_loads_as_t
     data["generators"][0]["trajectories_per_step"] = steps
     with pytest.raises(ConfigError, match="give trajectories_per_step only"):
         parse_config(data, "both.yaml")
+
+
+def test_proxy_kernel_auto_picks_kmer_for_sequences_and_rbf_for_grids(tmp_path):
+    from paretolab.flows.factories import proxy_kernel
+
+    sequence = small_config(
+        oracle={"name": "ngram", "params": {"motifs": ["AV"]}},
+        space={"kind": "sequence", "alphabet": "AVC", "min_length": 4, "max_length": 6},
+    )
+    assert proxy_kernel(parse_config(sequence, "s.yaml")) == "kmer"
+    assert proxy_kernel(parse_config(small_config(), "g.yaml")) == "rbf"
+    assert proxy_kernel(parse_config({**sequence, "proxy": {"kernel": "rbf"}}, "s.yaml")) == "rbf"
+    with pytest.raises(ConfigError, match=r"proxy\.kernel: kmer .* needs a sequence space"):
+        proxy_kernel(parse_config(small_config(proxy={"kernel": "kmer"}), "g.yaml"))
