@@ -378,12 +378,16 @@ def choose_batch(
 
 def initial_design(store: CampaignStore, setup: CampaignSetup, n: int, round_: int = 0) -> pd.DataFrame:
     """``n`` distinct random candidates, none measured or selected before, recorded as the
-    batch of ``round_`` (round 0 in a campaign that starts from nothing)."""
+    batch of ``round_`` (round 0 in a campaign that starts from nothing). They come from the
+    oracle's seed distribution where it has one (feasible starting points), else uniformly
+    from the space."""
     rng = round_rng(setup.config.seed, round_, "initial-design")
     taken = CampaignState.read(store).taken
     chosen: list[str] = []
     for _ in range(100):
-        for x in setup.space.sample(n, rng):
+        seeds = setup.oracle.seed_candidates(n, rng)
+        draws = setup.space.sample(n, rng) if seeds is None else setup.space.canonicalize(seeds)
+        for x in (x for x in draws if x is not None):
             if x not in chosen and x not in taken and len(chosen) < n:
                 chosen.append(x)
         if len(chosen) == n:

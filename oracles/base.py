@@ -66,6 +66,12 @@ class Oracle(ABC):
     def num_objectives(self) -> int:
         return len(self.objectives)
 
+    def seed_candidates(self, n: int, rng: torch.Generator) -> list[str] | None:
+        """``n`` starting candidates drawn from where the oracle's feasible designs lie (a
+        simulator's natural distribution), for the initial design; ``None`` (the default):
+        the initial design samples the space uniformly."""
+        return None
+
     @abstractmethod
     def _evaluate(self, xs: list[str]) -> Tensor | OracleResult:
         """Raw objective values ``n x m`` of valid canonical candidates ``xs`` (or values

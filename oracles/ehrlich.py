@@ -95,6 +95,11 @@ class EhrlichOracle(Oracle):
             tokens[:, t] = torch.multinomial(rows[tokens[:, t - 1]], 1, generator=rng).squeeze(-1)
         return space.decode(tokens)
 
+    def seed_candidates(self, n: int, rng: torch.Generator) -> list[str]:
+        """The initial design comes from the feasible chain (a uniform draw is almost never
+        feasible)."""
+        return self.sample_feasible(n, rng)
+
     def banned_pairs(self, xs: Sequence[str]) -> list[str | None]:
         """Why each sequence is infeasible (its first banned pair), or ``None``."""
         tokens = self.space.encode(list(xs))

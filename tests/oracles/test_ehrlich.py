@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,3 +53,18 @@ def test_same_seed_same_task_and_the_registry_knows_it():
     assert oracle_class("ehrlich") is EhrlichOracle
     with pytest.raises(ValueError, match="fixed-length"):
         EhrlichOracle(SequenceSpace("ABCD", 4, 8))
+
+
+def test_a_shipped_ehrlich_campaign_draws_its_initial_design_from_the_feasible_chain(tmp_path):
+    from paretolab.campaigns import __file__ as campaigns_init
+    from paretolab.data.store import CampaignStore
+    from paretolab.flows.config import load_config
+    from paretolab.flows.factories import build_setup
+    from paretolab.flows.steps import initial_design
+
+    setup = build_setup(load_config(str(Path(campaigns_init).parent / "ehrlich.yaml")))
+    assert setup.proxy_kernel == "kmer"
+    with CampaignStore.create(tmp_path / "c", {}) as store:
+        batch = initial_design(store, setup, 32)
+    assert len(batch) == 32 and batch["candidate"].is_unique
+    assert setup.oracle(batch["candidate"].tolist()).valid.all()
