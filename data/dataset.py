@@ -25,11 +25,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Dataset:
-    """Finite measurements: ``candidates`` (canonical), ``X`` ``n x d``, ``Y`` ``n x m`` (max)."""
+    """Finite measurements: ``candidates`` (canonical), ``X`` ``n x d``, ``Y`` ``n x m`` (max);
+    and the candidates whose latest measurement failed (``failed``, features ``X_failed``
+    ``f x d``), which say where not to look."""
 
     candidates: list[str]
     X: Tensor
     Y: Tensor
+    failed: tuple[str, ...] = ()
+    X_failed: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -59,12 +63,16 @@ def dataset_from_observations(
     objectives: Sequence[Objective],
     device: torch.device | None = None,
 ) -> Dataset:
-    """Valid observations as a :class:`Dataset` (the latest value wins for a candidate)."""
+    """Valid observations as a :class:`Dataset` (the latest value wins for a candidate), and
+    the candidates whose latest measurement failed."""
     valid = valid_observations(observations)
     raw = raw_values(valid, objectives)
     candidates = valid["candidate"].tolist()
     X = space.featurize(candidates).to(device) if candidates else torch.empty(0, 0, dtype=torch.double)
-    return Dataset(candidates, X, to_max_space(raw, objectives).to(device))
+    latest = latest_observations(observations)
+    failed = tuple(latest.loc[~latest["valid"].astype(bool), "candidate"])
+    X_failed = space.featurize(list(failed)).to(device) if failed else None
+    return Dataset(candidates, X, to_max_space(raw, objectives).to(device), failed, X_failed)
 
 
 def pareto_rows(observations: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:

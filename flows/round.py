@@ -27,7 +27,15 @@ __all__ = ["SCIENCE_STEPS", "run_round"]
 
 logger = logging.getLogger(__name__)
 
-SCIENCE_STEPS = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
+SCIENCE_STEPS = (
+    "fit_proxy",
+    "fit_feasibility",
+    "build_acquisition",
+    "update_generator",
+    "propose",
+    "select_batch",
+    "evaluate",
+)
 """Steps whose time is science (proxy, generation, selection, oracle), for the overhead benchmark."""
 
 
@@ -64,6 +72,7 @@ TASKS: dict[str, Any] = {
     for name, fn in {
         "load_dataset": steps.load_dataset,
         "fit_proxy": steps.fit_proxy,
+        "fit_feasibility": steps.fit_feasibility,
         "build_acquisition": steps.build_acquisition,
         "update_generator": steps.update_generator,
         "propose": steps.propose,

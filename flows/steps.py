@@ -38,6 +38,7 @@ from paretolab.flows.engine import (
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import evaluate_lab
 from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
+from paretolab.models.feasibility import fit_feasibility as fit_feasibility_model
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
@@ -52,6 +53,7 @@ __all__ = [
     "choose_batch",
     "evaluate",
     "fit_proxy",
+    "fit_feasibility",
     "initial_design",
     "load_dataset",
     "propose",
@@ -123,6 +125,24 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
     return fitted
 
 
+def fit_feasibility(
+    setup: CampaignSetup, dataset: Dataset, round_: int
+) -> tuple[Model | None, dict[str, float]]:
+    """Fit the feasibility model on measured and failed candidates (``None`` while nothing
+    failed, or when ``proxy.feasibility: off``); metrics: ``n_failed`` and held-out quality."""
+    if setup.config.proxy.feasibility == "off" or dataset.X_failed is None:
+        return None, {"n_failed": float(len(dataset.failed))}
+    torch.manual_seed(round_seed(setup.config.seed, round_, "feasibility-internal"))
+    return fit_feasibility_model(
+        dataset.X,
+        dataset.X_failed,
+        kernel=setup.proxy_kernel,
+        vocab_size=setup.space.vocab_size,
+        rng=round_rng(setup.config.seed, round_, "feasibility"),
+        holdout_fraction=setup.config.proxy.holdout_fraction,
+    )
+
+
 # 3 ---------------------------------------------------------------------------------------
 def build_acquisition(
     setup: CampaignSetup,
@@ -131,9 +151,11 @@ def build_acquisition(
     ref_point: torch.Tensor,
     round_: int,
     pending: Sequence[str] = (),
+    feasibility: Model | None = None,
 ) -> Selector:
     """The campaign's acquisition with its fixed reference point; ``pending`` candidates
-    (selected, not yet measured) count as pending points, so the batch complements them."""
+    (selected, not yet measured) count as pending points, so the batch complements them;
+    a ``feasibility`` model weighs candidates by their chance of not failing."""
     X_pending = setup.space.featurize(list(pending)).to(dataset.X) if pending else None
     acquisition = setup.config.acquisition
     seed = round_seed(setup.config.seed, round_, "acquisition") % (2**31)
@@ -145,6 +167,7 @@ def build_acquisition(
             n_samples=acquisition.mc_samples,
             seed=seed,
             X_pending=X_pending,
+            feasibility=feasibility,
         )
     else:
         with exact_gp():  # pruning the baseline evaluates the posterior
@@ -155,6 +178,7 @@ def build_acquisition(
                 mc_samples=acquisition.mc_samples,
                 seed=seed,
                 X_pending=X_pending,
+                feasibility=feasibility,
             )
     crash_point("step.build_acquisition")
     return acqf
@@ -353,10 +377,14 @@ def choose_batch(
     metrics["n_train"] = float(len(dataset))
     model, proxy_metrics = step("fit_proxy", fit_proxy)(setup, dataset, round_)
     metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
+    feasibility, feasibility_metrics = step("fit_feasibility", fit_feasibility)(setup, dataset, round_)
+    metrics |= {f"feasibility/{k}": v for k, v in feasibility_metrics.items()}
     ref_point = reference_point(store, setup)
     pending = CampaignState.read(store).pending
     metrics["n_pending"] = float(len(pending))
-    acqf = step("build_acquisition", build_acquisition)(setup, model, dataset, ref_point, round_, pending)
+    acqf = step("build_acquisition", build_acquisition)(
+        setup, model, dataset, ref_point, round_, pending, feasibility
+    )
     reward = ProxyReward(model, setup.space)
     proposals: dict[str, list[str]] = {}
     for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):

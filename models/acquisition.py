@@ -15,6 +15,7 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective.logei import (
     qLogNoisyExpectedHypervolumeImprovement,
 )
+from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
@@ -22,6 +23,7 @@ from pydantic import Field
 from torch import Tensor
 
 from paretolab.data.strict import Strict
+from paretolab.models.feasibility import with_feasibility
 from paretolab.models.selection import SampledHVISelector
 
 __all__ = ["AcquisitionConfig", "Selector", "build_qlognehvi", "select_batch"]
@@ -49,14 +51,26 @@ def build_qlognehvi(
     mc_samples: int,
     seed: int,
     X_pending: Tensor | None = None,
+    feasibility: Model | None = None,
 ) -> AcquisitionFunction:
     """qLogNEHVI on ``model`` with measured ``X_baseline`` ``n x d`` and a fixed ``ref_point``.
 
     ``ref_point`` is in maximization space; the baseline is pruned to the points that
     may be on the front, which keeps the cost per candidate low. ``X_pending`` ``p x d``
     are points selected but not yet measured: their expected improvement is conditioned
-    on, so the batch complements them (Daulton et al. 2021, qNEHVI, Sec. 4).
+    on, so the batch complements them (Daulton et al. 2021, qNEHVI, Sec. 4). With a
+    ``feasibility`` model (:mod:`paretolab.models.feasibility`) its latent is one more
+    outcome and ``c(x) > 0`` an outcome constraint: each sample's improvement is weighed by
+    the sample's (smoothed) feasibility (qNEHVI, Sec. 3 and App. A).
     """
+    constrained: dict = {}
+    if feasibility is not None:
+        m = ref_point.shape[-1]
+        model = with_feasibility(model, feasibility)
+        constrained = {
+            "objective": IdentityMCMultiOutputObjective(outcomes=list(range(m))),
+            "constraints": [lambda Z: -Z[..., m]],
+        }
     return qLogNoisyExpectedHypervolumeImprovement(
         model=model,
         ref_point=ref_point.to(X_baseline).tolist(),
@@ -65,6 +79,7 @@ def build_qlognehvi(
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
         cache_root=True,
         X_pending=X_pending,
+        **constrained,
     )
 
 

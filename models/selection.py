@@ -73,7 +73,10 @@ class SampledHVISelector:
     """Greedy batch selection by sampled EHVI (see the module docstring).
 
     ``Y_measured`` ``n x m``: measured values in maximization space; ``ref_point`` ``m``;
-    ``X_pending`` ``p x d``: candidates selected and not measured yet.
+    ``X_pending`` ``p x d``: candidates selected and not measured yet; ``feasibility``: a
+    model of the feasibility latent ``c(x)`` (:mod:`paretolab.models.feasibility`): in each
+    joint sample, a candidate (or pending point) whose sampled ``c`` is not positive failed
+    and adds nothing.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SampledHVISelector:
         seed: int,
         X_pending: Tensor | None = None,
         n_directions: int = DIRECTIONS,
+        feasibility: Model | None = None,
     ) -> None:
         self.model = model
         Y = Y_measured.double()
@@ -95,6 +99,7 @@ class SampledHVISelector:
         self.seed = seed
         self.X_pending = X_pending
         self.n_directions = n_directions
+        self.feasibility = feasibility
 
     def _samples(self, pool: Tensor) -> tuple[Tensor, Tensor]:
         """Joint posterior samples ``S x N x m`` of the pool and ``S x p x m`` of the pending."""
@@ -103,15 +108,24 @@ class SampledHVISelector:
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.n_samples]), seed=self.seed)
         with torch.no_grad(), exact_gp():
             samples = sampler(self.model.posterior(X)).double()
+            if self.feasibility is not None:
+                # an independent draw of the latent (a sampler of its own: other base samples)
+                draw = SobolQMCNormalSampler(sample_shape=torch.Size([self.n_samples]), seed=self.seed + 1)
+                failed = draw(self.feasibility.posterior(X))[..., 0] <= 0  # S x (p + N)
+                below = self.ref_point.to(samples) - 1.0  # below the reference point: adds nothing
+                samples = torch.where(failed[..., None], below, samples)
         return samples[:, len(pending) :], samples[:, : len(pending)]
 
-    def select(self, pool: Tensor, q: int) -> tuple[list[int], list[float]]:
-        """Greedy batch of ``q`` distinct rows of ``pool`` ``N x d``: their indices, and the
-        expected hypervolume improvement of each pick given the ones before it."""
-        q = min(q, pool.shape[0])
-        if q == 0:
-            return [], []
+    def values(self, pool: Tensor) -> Tensor:
+        """Expected hypervolume improvement of each row of ``pool`` ``N x d`` alone (given
+        the measured front and the pending points): the value of a batch's first pick."""
         Y_pool, Y_pending = self._samples(pool)
+        unit_pool, best, directions, volume = self._start(Y_pool, Y_pending)
+        return self._expected_gain(unit_pool, best, directions) * volume
+
+    def _start(self, Y_pool: Tensor, Y_pending: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
+        """Pool samples in unit scale, running maxima after the front and pending points,
+        the directions, and the volume one unit of gain stands for."""
         m, ref = Y_pool.shape[-1], self.ref_point.to(Y_pool)
         # 1. scale each objective by its span above the reference point: the hypervolume
         #    scales by a constant, the argmax does not move, the estimator's variance drops
@@ -128,7 +142,17 @@ class SampledHVISelector:
             pending = hypervolume_scalarizations(to_unit(Y_pending), zero, directions).amax(1)
             best = torch.maximum(best, pending)
         unit_pool = to_unit(Y_pool)  # double: an improvement can be 1e-6 of the volume
-        volume = _constant(m) * scale.prod().item()
+        return unit_pool, best, directions, _constant(m) * scale.prod().item()
+
+    def select(self, pool: Tensor, q: int) -> tuple[list[int], list[float]]:
+        """Greedy batch of ``q`` distinct rows of ``pool`` ``N x d``: their indices, and the
+        expected hypervolume improvement of each pick given the ones before it."""
+        q = min(q, pool.shape[0])
+        if q == 0:
+            return [], []
+        Y_pool, Y_pending = self._samples(pool)
+        unit_pool, best, directions, volume = self._start(Y_pool, Y_pending)
+        zero = torch.zeros(Y_pool.shape[-1], dtype=Y_pool.dtype, device=Y_pool.device)
         # 3. lazy greedy (Minoux 1978): hypervolume improvement is submodular, so a gain
         #    computed before a pick bounds the gain after it; only candidates whose bound
         #    beats the best recomputed gain are computed again

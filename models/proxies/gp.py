@@ -59,6 +59,13 @@ class ProxyConfig(Strict):
         ),
     )
     holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for metrics")
+    feasibility: Literal["auto", "off"] = Field(
+        "auto",
+        description=(
+            "auto: once a measured candidate failed, a GP on measured/failed (same kernel) "
+            "weighs selection by the chance of feasibility (models/feasibility.py); off: never"
+        ),
+    )
 
 
 KernelName = Literal["rbf", "minmax", "kmer"]

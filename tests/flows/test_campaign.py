@@ -242,7 +242,15 @@ def test_each_step_is_timed_inside_its_task(tmp_path, prefect_api):
     with CampaignStore.open(tmp_path / "camp", lock=False) as store:
         rounds = store.read("rounds").set_index("round")
     metrics = json.loads(rounds.loc[1, "metrics"])
-    science = ("fit_proxy", "build_acquisition", "update_generator", "propose", "select_batch", "evaluate")
+    science = (
+        "fit_proxy",
+        "fit_feasibility",
+        "build_acquisition",
+        "update_generator",
+        "propose",
+        "select_batch",
+        "evaluate",
+    )
     for step in (*science, "load_dataset", "build_pool"):
         assert metrics[f"time/{step}"] > 0, step
     assert metrics["time/science"] == pytest.approx(sum(metrics[f"time/{s}"] for s in science))
