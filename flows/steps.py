@@ -42,7 +42,7 @@ from paretolab.models.feasibility import fit_feasibility as fit_feasibility_mode
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
-from paretolab.models.rewards import ProxyReward
+from paretolab.models.rewards import ProxyReward, failure_floor
 from paretolab.models.selection import SampledHVISelector
 from paretolab.oracles.base import OracleError, OracleResult
 
@@ -385,7 +385,7 @@ def choose_batch(
     acqf = step("build_acquisition", build_acquisition)(
         setup, model, dataset, ref_point, round_, pending, feasibility
     )
-    reward = ProxyReward(model, setup.space)
+    reward = ProxyReward(model, setup.space, feasibility=feasibility, floor=failure_floor(dataset.Y))
     proposals: dict[str, list[str]] = {}
     for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
         if stored_proposals(store, round_, generator.name).empty:

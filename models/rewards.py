@@ -17,14 +17,17 @@ from botorch.models.model import Model
 from torch import Tensor
 
 from paretolab.data.spaces import SearchSpace
+from paretolab.models.feasibility import probability_feasible
 from paretolab.models.proxies.gp import exact_gp
 
 __all__ = [
+    "MARGIN",
     "MIN_SCALARIZED_REWARD",
     "ProxyReward",
     "Scalarization",
     "Tchebycheff",
     "WeightedSum",
+    "failure_floor",
     "log_reward",
     "scalarization",
 ]
@@ -35,16 +38,34 @@ reference code clamps at 1e-80, which underflows in float32)."""
 
 
 class ProxyReward:
-    """Optimistic per-objective proxy scores ``n x m`` of candidates (maximized)."""
+    """Optimistic per-objective proxy scores ``n x m`` of candidates (maximized).
 
-    def __init__(self, model: Model, space: SearchSpace, kappa: float = 0.0) -> None:
+    With a ``feasibility`` model (:mod:`paretolab.models.feasibility`) a score is the
+    expected score when a failure scores ``floor`` (``m``; e.g. below the worst measured
+    value): ``floor + P(feasible) * (score - floor)``, so generators learn to stay where
+    candidates can be measured.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        space: SearchSpace,
+        kappa: float = 0.0,
+        *,
+        feasibility: Model | None = None,
+        floor: Tensor | None = None,
+    ) -> None:
+        if feasibility is not None and floor is None:
+            raise ValueError("a feasibility-weighted reward needs the floor a failure scores")
         self.model = model
         self.space = space
         self.kappa = kappa
+        self.feasibility = feasibility
+        self.floor = floor
 
     def with_kappa(self, kappa: float) -> ProxyReward:
         """The same proxy with another exploration bonus ``kappa``."""
-        return ProxyReward(self.model, self.space, kappa)
+        return ProxyReward(self.model, self.space, kappa, feasibility=self.feasibility, floor=self.floor)
 
     def __call__(self, xs: Sequence[str]) -> Tensor:
         return self.scores(self.space.featurize(xs))
@@ -62,7 +83,25 @@ class ProxyReward:
         X = X.to(next(self.model.parameters()).device)
         with torch.no_grad(), exact_gp():
             posterior = self.model.posterior(X)
-            return posterior.mean + self.kappa * posterior.variance.clamp_min(0).sqrt()
+            scores = posterior.mean + self.kappa * posterior.variance.clamp_min(0).sqrt()
+        if self.feasibility is None or self.floor is None:
+            return scores
+        floor = self.floor.to(scores)
+        return floor + probability_feasible(self.feasibility, X).to(scores)[:, None] * (scores - floor)
+
+
+MARGIN = 0.1
+"""Share of the measured range below the worst measured value where rewards bottom out:
+MOGFN's normalization maps it to 0, and a failure scores it."""
+
+
+def failure_floor(Y: Tensor, margin: float = MARGIN) -> Tensor:
+    """What a failed candidate scores (``m``): ``margin`` of the measured range below the
+    worst measured value of ``Y`` ``n x m`` (MOGFN's zero reward)."""
+    if len(Y) == 0:
+        return torch.zeros(Y.shape[-1], dtype=Y.dtype, device=Y.device)
+    low, high = Y.min(0).values, Y.max(0).values
+    return low - margin * (high - low)
 
 
 class Scalarization(ABC):

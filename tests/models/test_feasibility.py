@@ -73,3 +73,19 @@ def test_a_feasibility_model_needs_measured_candidates():
         rng=torch.Generator(),
     )
     assert model is None and metrics["n_failed"] == pytest.approx(3)
+
+
+def test_the_generators_reward_is_the_expected_score_when_a_failure_scores_the_floor():
+    from paretolab.data.spaces import GridSpace
+    from paretolab.models.rewards import ProxyReward, failure_floor
+
+    proxy, feasibility, X, Y, _, near, far = _task()
+    space = GridSpace(1, 41)  # featurize is not used: scores take features
+    floor = failure_floor(Y)
+    assert torch.allclose(floor, Y.min(0).values - 0.1 * (Y.max(0).values - Y.min(0).values))
+    plain = ProxyReward(proxy, space).scores(X)
+    shaped = ProxyReward(proxy, space, feasibility=feasibility, floor=floor).with_kappa(0.0).scores(X)
+    p = probability_feasible(feasibility, X)[:, None]
+    assert torch.allclose(shaped, floor + p * (plain - floor))
+    assert ((shaped - floor)[near] < 0.3 * (plain - floor)[near]).all()
+    assert ((shaped - floor)[far] > 0.7 * (plain - floor)[far]).all()

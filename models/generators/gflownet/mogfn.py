@@ -19,12 +19,9 @@ from paretolab.models.generators.gflownet.generator import GFlowNetGenerator
 from paretolab.models.generators.gflownet.losses import TrajectoryBalance
 from paretolab.models.generators.gflownet.signals import PreferenceReward
 from paretolab.models.generators.gflownet.trainer import GFlowNet, ObjectiveFn
-from paretolab.models.rewards import ProxyReward, scalarization
+from paretolab.models.rewards import MARGIN, ProxyReward, scalarization
 
 __all__ = ["MOGFN", "MOGFNGenerator", "MOGFNSettings"]
-
-MARGIN = 0.1
-"""Share of the measured range added below the worst measured value when normalizing."""
 
 
 class MOGFN(GFlowNet):
