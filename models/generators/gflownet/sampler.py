@@ -68,22 +68,32 @@ def sample_trajectories(
     condition: Tensor,
     rng: torch.Generator,
     epsilon: float = 0.0,
+    cache: bool = True,
 ) -> Trajectories:
     """Roll out one trajectory per row of the encoded ``condition`` (``n x c``).
 
     With probability ``epsilon`` an action is drawn uniformly among the valid ones
     (off-policy exploration; trajectory balance stays valid). Draws use ``rng``
     on the CPU whatever the device (the same seed gives the same run on one device;
-    devices differ only by floating-point rounding of the policy).
+    devices differ only by floating-point rounding of the policy). With ``cache`` the
+    policy's incremental :class:`~paretolab.models.generators.gflownet.policy.Rollout`
+    is used when it has one (a transformer's key/value cache: linear in the length);
+    without, every prefix is evaluated from scratch. Both draw the same samples from one
+    seed (their logits differ only by floating-point rounding).
     """
     n, device = len(condition), condition.device
     state = env.initial(n, device)
     states, actions = [state], []
     active = torch.ones(n, dtype=torch.bool, device=device)
+    rollout = policy.start_rollout(condition) if cache else None
     for _ in range(env.max_steps):
         rows = active.nonzero().squeeze(-1)
-        mask = env.forward_mask(state[rows])
-        logits, _ = policy.logits(state[rows], condition[rows])
+        current = state[rows]
+        mask = env.forward_mask(current)
+        if rollout is None:
+            logits, _ = policy.logits(current, condition[rows])
+        else:
+            logits = rollout.logits(rows, current)
         probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
         if epsilon > 0:
             uniform = mask / mask.sum(-1, keepdim=True)
