@@ -12,13 +12,16 @@ from torch import Tensor
 from paretolab.data.objectives import Objective, to_max_space
 from paretolab.data.pareto import pareto_mask
 from paretolab.data.spaces import SearchSpace
+from paretolab.data.store import TABLES
 
 __all__ = [
     "Dataset",
     "dataset_from_observations",
     "latest_observations",
+    "current_rows",
     "pareto_rows",
     "raw_values",
+    "replicate_noise",
     "valid_observations",
 ]
 
@@ -34,14 +37,65 @@ class Dataset:
     Y: Tensor
     failed: tuple[str, ...] = ()
     X_failed: Tensor | None = None
+    Yvar: Tensor | None = None
+    """Noise variance of each ``Y`` ``n x m`` (the pooled replicate noise over the number of
+    replicates), or ``None`` when no replicates show it (the proxy learns the noise)."""
 
     def __len__(self) -> int:
         return len(self.candidates)
 
 
+_RECORD_COLUMNS = frozenset(TABLES["observations"])
+
+
+def current_rows(observations: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each candidate's current measurement: its latest row that is not a
+    replicate, and the replicates recorded after it (earlier rows are history)."""
+    if "replicate" not in observations.columns or not observations["replicate"].any():
+        return observations.drop_duplicates("candidate", keep="last")
+    position = pd.Series(range(len(observations)), index=observations.index)
+    starts = position[~observations["replicate"].astype(bool)].groupby(observations["candidate"]).max()
+    start = observations["candidate"].map(starts).fillna(-1)
+    return observations[position >= start]
+
+
 def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
-    """One row per measured candidate, its latest (a replaced value stays as history)."""
-    return observations.drop_duplicates("candidate", keep="last")
+    """One row per measured candidate (a replaced value stays as history): its latest row,
+    with replicates averaged: the objective values are the mean of the valid rows of its
+    current measurement, valid if any is, and ``replicates`` counts the valid rows."""
+    rows = current_rows(observations)
+    latest = rows.drop_duplicates("candidate", keep="last")
+    if len(rows) == len(latest):
+        return latest.assign(replicates=latest["valid"].astype(int)) if len(latest) else latest
+    latest = latest.set_index("candidate", drop=False)
+    valid = rows[rows["valid"].astype(bool)]
+    objectives = [c for c in rows.columns if c not in _RECORD_COLUMNS]
+    means = valid.groupby("candidate")[objectives].mean()
+    counts = valid.groupby("candidate").size()
+    measured = latest.index.isin(means.index)
+    latest.loc[measured, objectives] = means.loc[latest.index[measured]].to_numpy()
+    latest.loc[measured, "valid"] = True
+    latest.loc[measured, "reason"] = pd.NA
+    latest["replicates"] = counts.reindex(latest.index).fillna(0).astype(int).to_numpy()
+    return latest.reset_index(drop=True)
+
+
+def replicate_noise(observations: pd.DataFrame, objectives: Sequence[Objective]) -> Tensor | None:
+    """The measurement noise variance ``m`` that replicates show, pooled over candidates
+    (within-candidate mean square, sum (y - mean)^2 / sum (n_i - 1)), or ``None`` when no
+    candidate has two valid replicates. Pooling assumes one noise level per objective: with
+    two or three replicates a candidate's own variance is too noisy to use."""
+    rows = current_rows(observations)
+    valid = rows[rows["valid"].astype(bool)]
+    names = [o.name for o in objectives]
+    sizes = valid.groupby("candidate")["candidate"].transform("size")
+    valid = valid[sizes >= 2]
+    if valid.empty:
+        return None
+    groups = valid.groupby("candidate")[names]
+    squares = ((valid[names] - groups.transform("mean")) ** 2).sum()
+    dof = int((groups.size() - 1).sum())
+    return torch.tensor((squares / dof).to_numpy(dtype=float), dtype=torch.double)
 
 
 def valid_observations(observations: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +126,12 @@ def dataset_from_observations(
     latest = latest_observations(observations)
     failed = tuple(latest.loc[~latest["valid"].astype(bool), "candidate"])
     X_failed = space.featurize(list(failed)).to(device) if failed else None
-    return Dataset(candidates, X, to_max_space(raw, objectives).to(device), failed, X_failed)
+    noise = replicate_noise(observations, objectives)
+    Yvar = None
+    if noise is not None and len(valid):
+        counts = torch.tensor(valid["replicates"].to_numpy(dtype=float), dtype=torch.double)
+        Yvar = (noise[None, :] / counts[:, None]).to(device)
+    return Dataset(candidates, X, to_max_space(raw, objectives).to(device), failed, X_failed, Yvar)
 
 
 def pareto_rows(observations: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:

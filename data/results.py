@@ -24,6 +24,7 @@ from paretolab.data.spaces import Check
 __all__ = [
     "ID_COLUMN",
     "FAILURE_COLUMN",
+    "REPLICATE_COLUMN",
     "ExpectedResults",
     "ResultsError",
     "ValidatedResults",
@@ -36,10 +37,15 @@ __all__ = [
 ID_COLUMN = "candidate_id"
 FAILURE_COLUMN = "failure_reason"
 """Optional column: a non-empty reason records the candidate as failed (values left blank)."""
+REPLICATE_COLUMN = "replicate"
+"""Optional column (any content, e.g. 1, 2, 3): rows naming one candidate are replicates."""
 
 _HEADER = re.compile(r"^\s*(?P<name>[^\[\]]+?)\s*(?:\[\s*(?P<unit>[^\[\]]*?)\s*\])?\s*$")
 _ID = re.compile(r"^(?P<campaign>[0-9a-f]+)-r(?P<round>\d+)-(?P<position>\d+)$")
 _MAX_LISTED = 20
+_REPLICATES_HINT = (
+    f" (replicate measurements? add a {REPLICATE_COLUMN!r} column, or pass --replicates / replicates=True)"
+)
 
 
 def candidate_id(campaign: str, round_: int, position: int) -> str:
@@ -84,6 +90,8 @@ class ValidatedResults:
     values: list[list[float]] = field(default_factory=list)
     reasons: list[str | None] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    replicate: list[bool] = field(default_factory=list)
+    """Per row: it adds a replicate to the candidate's measurement instead of replacing it."""
     pending: int = 0
     unchanged: int = 0
     """Rows that repeat what is recorded (a request file submitted again, more filled in)."""
@@ -257,7 +265,8 @@ def _by_candidate(
         return f"{row.where}: column 'candidate': {row.stated!r} is not in the space ({checked.reason})"
     candidate = checked.canonical
     if candidate in first_row:
-        return f"{row.where}: column 'candidate': {row.stated!r} duplicates row {first_row[candidate]}"
+        duplicate = f"{row.stated!r} duplicates row {first_row[candidate]}"
+        return f"{row.where}: column 'candidate': {duplicate}{_REPLICATES_HINT}"
     first_row[candidate] = row.label
     if candidate in ids:
         raw_id = ids[candidate]
@@ -294,7 +303,9 @@ def _by_id(
         return f"{where}: column {ID_COLUMN!r}: unknown candidate id {raw_id} (never requested)"
     round_, candidate = expected.requested[raw_id]
     if candidate in first_row:
-        return f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}"
+        return (
+            f"{where}: column {ID_COLUMN!r}: {raw_id} duplicates row {first_row[candidate]}{_REPLICATES_HINT}"
+        )
     first_row[candidate] = row.label
     if (row.stated_round or check is None) and _number(row.stated_round) != round_:
         return (
@@ -409,8 +420,14 @@ def validate_results(
     blank_rows: Literal["pending", "error"] = "pending",
     check: Callable[[str], Check] | None = None,
     row_names: Sequence[object] | None = None,
+    replicates: bool = False,
 ) -> ValidatedResults:
     """Check every row of a results table; raise ResultsError listing all problems.
+
+    With ``replicates`` (or a ``replicate`` column in the table), several rows for one
+    candidate are replicate measurements, each recorded; rows for a candidate measured
+    before add to its replicates (with ``replace``, they replace its measurement). Without
+    it, a candidate named twice is an error.
 
     Rows whose objective cells are all blank (and no failure reason) stay pending, or are
     an error with ``blank_rows="error"``; rows that repeat what is recorded are skipped.
@@ -430,10 +447,12 @@ def validate_results(
         raise ResultsError(source, problems)
     ids = {candidate: cid for cid, (_, candidate) in expected.requested.items()}
     out = ValidatedResults()
+    replicates = replicates or REPLICATE_COLUMN in frame.columns
     first_row: dict[str, object] = {}
+    in_table: set[str] = set()
     for i, record in enumerate(frame.to_dict("records")):
         row = _Row.of(record, row_names[i] if row_names is not None else i + row_offset, columns)
-        found = _identify(row, expected, check, ids, first_row)
+        found = _identify(row, expected, check, ids, {} if replicates else first_row)
         if isinstance(found, str) or found is None:
             problems.extend([found] if found else [])
             continue
@@ -444,18 +463,25 @@ def validate_results(
                 out.pending += found.candidate not in expected.measured
             continue
         values, bad = _row_values(row, expected, columns)
-        conflict = None if bad else _repeat_or_conflict(row, found, values, expected, columns, replace)
+        conflict = None
+        if not bad and not replicates:
+            conflict = _repeat_or_conflict(row, found, values, expected, columns, replace)
         if bad or conflict not in (None, "unchanged"):
             problems.extend(bad or [conflict])  # type: ignore[list-item]
             continue
         if conflict == "unchanged":
             out.unchanged += 1
             continue
+        adds = found.candidate in in_table or (
+            replicates and not replace and found.candidate in expected.measured
+        )
+        in_table.add(found.candidate)
         out.rounds.append(found.round)
         out.candidates.append(found.candidate)
         out.values.append(values)
         out.reasons.append(row.failure or None)
-        if found.candidate in expected.measured:
+        out.replicate.append(adds)
+        if found.candidate in expected.measured and not adds and found.candidate not in out.replaced:
             out.replaced.append(found.candidate)
     if problems:
         raise ResultsError(source, problems)

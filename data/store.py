@@ -72,7 +72,9 @@ TABLES: dict[str, dict[str, str]] = {
         "candidate": "string",
         "sent_at": "string",
     },
-    # one row per measured candidate; objective columns (raw units) are added per campaign
+    # one row per measured candidate; objective columns (raw units) are added per campaign.
+    # A row with ``replicate`` adds a measurement to the candidate's rows before it (a lab's
+    # replicates); without it, it replaces them (they stay as history)
     "observations": {
         "round": "int64",
         "candidate": "string",
@@ -80,6 +82,7 @@ TABLES: dict[str, dict[str, str]] = {
         "valid": "bool",
         "reason": "string",
         "measured_at": "string",
+        "replicate": "bool",
     },
     # per-step training curves of learned generators (a re-run update appends again; the
     # last rows of a (round, generator) win)
@@ -113,6 +116,9 @@ TABLES: dict[str, dict[str, str]] = {
         "metrics": "string",
     },
 }
+
+ADDED_COLUMNS: dict[str, dict[str, object]] = {"observations": {"replicate": False}}
+"""Columns added after schema version 1, with the value rows written before them have."""
 
 _PART = re.compile(r"^(\d{8})\.parquet$")
 _CHECKPOINT = re.compile(r"^round_(\d+)\.pt$")
@@ -305,6 +311,7 @@ class CampaignStore:
             raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
         if rows.empty:
             return
+        rows = _with_added_columns(table, rows)
         missing = set(TABLES[table]) - set(rows.columns)
         if missing:
             raise ValueError(f"rows for table {table!r} lack columns {sorted(missing)}")
@@ -365,9 +372,10 @@ class CampaignStore:
                 raise StoreError(
                     f"{path}: corrupted or truncated store file ({exc}); the store was left untouched"
                 ) from None
-            missing = set(TABLES[table]) - set(frame.columns)
+            missing = set(TABLES[table]) - set(_with_added_columns(table, frame).columns)
             if missing:
                 raise StoreError(f"{path}: lacks columns {sorted(missing)}")
+            frame = _with_added_columns(table, frame)
             frames[table].append(_typed(table, frame))
         self._parts = frames
         self._merged = {}
@@ -376,6 +384,12 @@ class CampaignStore:
 
 def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in TABLES[table].items()})
+
+
+def _with_added_columns(table: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the columns added since version 1 that they lack, at their old value."""
+    absent = {c: v for c, v in ADDED_COLUMNS.get(table, {}).items() if c not in rows.columns}
+    return rows.assign(**absent) if absent else rows
 
 
 def _typed(table: str, rows: pd.DataFrame) -> pd.DataFrame:

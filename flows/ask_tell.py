@@ -289,7 +289,9 @@ class Campaign:
         finally:
             torch.set_num_threads(threads)
 
-    def tell(self, results: pd.DataFrame | str | Path, *, replace: bool = False) -> Told:
+    def tell(
+        self, results: pd.DataFrame | str | Path, *, replace: bool = False, replicates: bool = False
+    ) -> Told:
         """Record measurements: a DataFrame, or a ``.csv``/``.parquet`` file.
 
         Each row names a candidate by ``candidate_id`` (from :meth:`ask`) or by
@@ -305,6 +307,11 @@ class Campaign:
         stays in the history) reject it as a whole with a ResultsError that names each
         row and column, and nothing is recorded. Telling the same table twice records it
         once. Rounds whose results are all in are then closed and logged to MLflow.
+
+        With ``replicates`` (or a ``replicate`` column in the table), rows naming the same
+        candidate are replicate measurements, each recorded; a candidate measured before
+        gains them as more replicates. The proxy fits each candidate's mean, with the noise
+        its replicates show (README, "Replicates").
         """
         self._require_outside_results("tell")
         frame, source, sha, first_row, labels = results_table(results)
@@ -320,6 +327,7 @@ class Campaign:
                 new_round=CampaignState.read(store).next_round,
                 row_offset=first_row,
                 row_names=labels,
+                replicates=replicates,
             )
             closed = close_ready_rounds(store, self._prepared.setup)
             self._publish(store)

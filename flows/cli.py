@@ -349,6 +349,10 @@ def submit(
         bool,
         typer.Option("--replace", help="replace values already measured (the old ones stay in the history)"),
     ] = False,
+    replicates: Annotated[
+        bool,
+        typer.Option("--replicates", help="rows naming one candidate are replicates, each recorded"),
+    ] = False,
 ) -> None:
     """Record a lab's results for a waiting campaign, then resume its suspended flow run.
 
@@ -375,7 +379,7 @@ def submit(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     with store:
         try:
-            outcome = ingest_file(store, results, replace=replace)
+            outcome = ingest_file(store, results, replace=replace, replicates=replicates)
         except ResultsError as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None

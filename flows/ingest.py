@@ -141,6 +141,7 @@ def _record(store: CampaignStore, validated: ValidatedResults, source: str, sha:
             "valid": [reason is None for reason in validated.reasons],
             "reason": validated.reasons,
             "measured_at": now,
+            "replicate": validated.replicate,
         }
     )
     for j, objective in enumerate(objectives):
@@ -188,9 +189,12 @@ def _ingest(
     check: Callable[[str], Check] | None = None,
     new_round: int | None = None,
     row_names: Sequence[object] | None = None,
+    replicates: bool = False,
 ) -> Ingested:
     if replace:  # the same table told again to replace values is another telling
         sha = hashlib.sha256(f"{sha}:replace".encode()).hexdigest()
+    if replicates:  # and so is the same table told again as replicates
+        sha = hashlib.sha256(f"{sha}:replicates".encode()).hexdigest()
     if _already_recorded(store, sha):
         _log_results_event(store, source, sha, 0)  # in case a crash came between the two writes
         return Ingested(source, 0, 0, 0, already=True)
@@ -203,6 +207,7 @@ def _ingest(
         blank_rows="pending" if check is None else "error",
         check=check,
         row_names=row_names,
+        replicates=replicates,
     )
     if not validated.candidates:
         return Ingested(source, 0, validated.pending, 0, validated.unchanged)
@@ -223,10 +228,13 @@ def load_results_file(path: Path) -> tuple[pd.DataFrame, str, int]:
     return read_results_file(path), sha, 2 if path.suffix.lower() == ".csv" else 1
 
 
-def ingest_file(store: CampaignStore, path: Path, *, replace: bool = False) -> Ingested:
-    """Validate and record a results file (CSV or parquet); ResultsError records nothing."""
+def ingest_file(
+    store: CampaignStore, path: Path, *, replace: bool = False, replicates: bool = False
+) -> Ingested:
+    """Validate and record a results file (CSV or parquet); ResultsError records nothing.
+    With ``replicates`` (or a ``replicate`` column), rows naming one candidate are replicates."""
     frame, sha, offset = load_results_file(path)
-    return _ingest(store, frame, str(path), sha, replace, offset)
+    return _ingest(store, frame, str(path), sha, replace, offset, replicates=replicates)
 
 
 def ingest_table(
@@ -240,12 +248,14 @@ def ingest_table(
     new_round: int,
     row_offset: int = 2,
     row_names: Sequence[object] | None = None,
+    replicates: bool = False,
 ) -> Ingested:
     """Validate and record results given as a table of strings by a program (the Python
     API): each row names its candidate id or its candidate, the ``round`` column is
     optional, and a row without values needs a failure reason. Candidates never requested
-    are recorded in ``new_round``. ResultsError records nothing."""
-    return _ingest(store, frame, source, sha, replace, row_offset, check, new_round, row_names)
+    are recorded in ``new_round``. ``replicates``: rows naming one candidate are replicate
+    measurements. ResultsError records nothing."""
+    return _ingest(store, frame, source, sha, replace, row_offset, check, new_round, row_names, replicates)
 
 
 def ingest_rows(store: CampaignStore, rows: list[dict[str, Any]], source: str) -> Ingested:

@@ -120,6 +120,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
         rng=round_rng(setup.config.seed, round_, "proxy"),
         kernel=setup.proxy_kernel,
         vocab_size=setup.space.vocab_size,
+        Yvar=dataset.Yvar,
     )
     crash_point("step.fit_proxy")
     return fitted

@@ -38,6 +38,7 @@ __all__ = [
     "ProxyConfig",
     "MAX_EXACT_POINTS",
     "KMER_LENGTH",
+    "MIN_NOISE_SHARE",
     "MIN_POINTS_FOR_METRICS",
     "KernelName",
     "build_gp",
@@ -86,27 +87,53 @@ MIN_POINTS_FOR_METRICS = 10
 """Below this many points all of them are used for fitting and no metrics are reported."""
 
 
-def _single(X: Tensor, y: Tensor, kernel: KernelName, vocab_size: int | None) -> SingleTaskGP:
+MIN_NOISE_SHARE = 1e-4
+"""Smallest noise variance a replicate estimate may give, as a share of the outcome's
+variance (BoTorch's floor of a learned noise in standardized units)."""
+
+
+def _single(
+    X: Tensor, y: Tensor, kernel: KernelName, vocab_size: int | None, yvar: Tensor | None = None
+) -> SingleTaskGP:
+    if yvar is not None:  # noise the replicates show: fixed, never below BoTorch's floor
+        yvar = yvar.clamp_min(MIN_NOISE_SHARE * float(y.var()) if len(y) > 1 else 1e-12)
     if kernel == "rbf":
-        return SingleTaskGP(X, y, outcome_transform=Standardize(m=1))
+        return SingleTaskGP(X, y, train_Yvar=yvar, outcome_transform=Standardize(m=1))
     if kernel == "kmer" and vocab_size is None:
         raise ValueError("the kmer kernel needs the alphabet size (vocab_size) of the one-hot features")
     base = MinMaxKernel(kmers=(vocab_size, KMER_LENGTH) if kernel == "kmer" else None)
     # counts are not in the unit cube, and need not be: the kernel is scale-free
     with botorch_settings.validate_input_scaling(False):
-        return SingleTaskGP(X, y, covar_module=ScaleKernel(base), outcome_transform=Standardize(m=1))
+        return SingleTaskGP(
+            X, y, train_Yvar=yvar, covar_module=ScaleKernel(base), outcome_transform=Standardize(m=1)
+        )
 
 
-def build_gp(X: Tensor, Y: Tensor, kernel: KernelName = "rbf", vocab_size: int | None = None) -> ModelListGP:
+def build_gp(
+    X: Tensor,
+    Y: Tensor,
+    kernel: KernelName = "rbf",
+    vocab_size: int | None = None,
+    Yvar: Tensor | None = None,
+) -> ModelListGP:
     """An unfitted ModelListGP on ``X`` ``n x d`` and ``Y`` ``n x m`` (maximized);
-    ``vocab_size`` is the alphabet of one-hot sequence features (``kmer`` only)."""
-    return ModelListGP(*(_single(X, Y[:, j : j + 1], kernel, vocab_size) for j in range(Y.shape[1])))
+    ``vocab_size`` is the alphabet of one-hot sequence features (``kmer`` only); ``Yvar``
+    ``n x m``: known noise variances (from replicates), else the noise is learned."""
+    return ModelListGP(
+        *(
+            _single(X, Y[:, j : j + 1], kernel, vocab_size, None if Yvar is None else Yvar[:, j : j + 1])
+            for j in range(Y.shape[1])
+        )
+    )
 
 
-def _fit(X: Tensor, Y: Tensor, kernel: KernelName, vocab_size: int | None) -> ModelListGP:
-    model = build_gp(X, Y, kernel, vocab_size)
+def _fit(
+    X: Tensor, Y: Tensor, kernel: KernelName, vocab_size: int | None, Yvar: Tensor | None = None
+) -> ModelListGP:
+    model = build_gp(X, Y, kernel, vocab_size, Yvar)
     with exact_gp():
-        if kernel in ("minmax", "kmer"):
+        # the spectral fit needs one noise level; known per-point noise takes the general fit
+        if kernel in ("minmax", "kmer") and Yvar is None:
             fit_scaled_fixed_kernel(model)
         else:
             fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
@@ -139,14 +166,17 @@ def fit_gp_proxy(
     rng: torch.Generator,
     kernel: KernelName = "rbf",
     vocab_size: int | None = None,
+    Yvar: Tensor | None = None,
 ) -> tuple[ModelListGP, dict[str, float]]:
     """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first.
-    ``vocab_size``: the alphabet of one-hot sequence features (the ``kmer`` kernel)."""
+    ``vocab_size``: the alphabet of one-hot sequence features (the ``kmer`` kernel);
+    ``Yvar``: known noise variances of ``Y`` (replicates), else the noise is learned."""
     n = X.shape[0]
     metrics: dict[str, float] = {"n_train": float(n)}
     n_hold = round(holdout_fraction * n)
     if n >= MIN_POINTS_FOR_METRICS and n_hold >= 2:
         order = torch.randperm(n, generator=rng).to(X.device)
         hold, train = order[:n_hold], order[n_hold:]
-        metrics |= heldout_metrics(_fit(X[train], Y[train], kernel, vocab_size), X[hold], Y[hold])
-    return _fit(X, Y, kernel, vocab_size), metrics
+        part = _fit(X[train], Y[train], kernel, vocab_size, None if Yvar is None else Yvar[train])
+        metrics |= heldout_metrics(part, X[hold], Y[hold])
+    return _fit(X, Y, kernel, vocab_size, Yvar), metrics
