@@ -357,7 +357,8 @@ class Campaign:
     def measurements(self) -> pd.DataFrame:
         """Every measured candidate, its latest result: ``candidate_id`` (empty for one
         told without being asked for), ``round``, ``candidate``, one column per objective
-        (NaN for a failure), ``failure_reason`` and ``measured_at``."""
+        (NaN for a failure; the mean of its replicates), ``failure_reason``, ``replicates``
+        (valid measurements behind the values) and ``measured_at``."""
         with CampaignStore.open(self.directory, lock=False) as store:
             latest = latest_observations(store.read("observations"))
             ids = self._ids(store)
@@ -376,6 +377,7 @@ class Campaign:
                 dtype=float
             )
         table[FAILURE_COLUMN] = latest["reason"].fillna("").to_numpy()
+        table["replicates"] = latest["replicates"].to_numpy() if len(latest) else []
         table["measured_at"] = latest["measured_at"].to_numpy()
         return table
 

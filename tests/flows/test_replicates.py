@@ -44,6 +44,8 @@ def test_replicates_are_recorded_each_and_fitted_as_their_mean_with_less_noise(t
     latest = latest_observations(observations).set_index("candidate")
     assert latest.loc["3,3", ["a", "b"]].tolist() == pytest.approx([1.0, 2.0])
     assert latest.loc["3,3", "replicates"] == 4 and latest.loc["0,0", "replicates"] == 1
+    shown = campaign.measurements().set_index("candidate")
+    assert shown.loc["3,3", "replicates"] == 4 and shown.loc["3,3", "a"] == pytest.approx(1.0)
 
     data = dataset_from_observations(observations, SPACE, [o for o in OBJECTIVES])
     # pooled within-candidate variance: a: (0.04 + 0.04) / 3, b: (0.16 + 0.16) / 3
