@@ -1,12 +1,12 @@
 """Batch selection time: sampled EHVI (models/selection.py) beside BoTorch's qLogNEHVI.
 
 The case of the sequence-campaign issue: three objectives (n-gram motif counts; reference
-point one occurrence below none) over sequences of length 32 and 20 letters,
-``--measured`` candidates measured (random sequences, plus mutants of the best so the front is not trivial), a pool of ``--pool``
-unmeasured sequences, a batch of 16. One proxy is fitted (``--kernel``) and both selectors
-pick from the same pool; the time of each (build + select) and the expected hypervolume
-improvement of each batch (estimated with 512 joint posterior samples and moocore's exact
-hypervolume) are printed side by side, for each seed.
+point one occurrence below none) over sequences of length 32 and 20 letters. ``--measured``
+candidates are measured (random sequences, plus mutants of the best so the front is not
+trivial) and the pool holds ``--pool`` unmeasured sequences; the batch is 16. One proxy is
+fitted (``--kernel``) and both selectors pick from the same pool. Printed per seed: the
+time of each (build + select) and the expected hypervolume improvement of each batch
+(512 joint posterior samples, moocore's exact hypervolume).
 
     .venv/bin/python benchmarks/selection_speed.py --seeds 0 1 2
 """
