@@ -38,6 +38,7 @@ from paretolab.flows.engine import (
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import evaluate_lab
 from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
+from paretolab.models.feasibility import Feasibility
 from paretolab.models.feasibility import fit_feasibility as fit_feasibility_model
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
@@ -128,7 +129,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
 
 def fit_feasibility(
     setup: CampaignSetup, dataset: Dataset, round_: int
-) -> tuple[Model | None, dict[str, float]]:
+) -> tuple[Feasibility | None, dict[str, float]]:
     """Fit the feasibility model on measured and failed candidates (``None`` while nothing
     failed, or when ``proxy.feasibility: off``); metrics: ``n_failed`` and held-out quality."""
     if setup.config.proxy.feasibility == "off" or dataset.X_failed is None:
@@ -152,7 +153,7 @@ def build_acquisition(
     ref_point: torch.Tensor,
     round_: int,
     pending: Sequence[str] = (),
-    feasibility: Model | None = None,
+    feasibility: Feasibility | None = None,
 ) -> Selector:
     """The campaign's acquisition with its fixed reference point; ``pending`` candidates
     (selected, not yet measured) count as pending points, so the batch complements them;

@@ -15,7 +15,6 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.multi_objective.logei import (
     qLogNoisyExpectedHypervolumeImprovement,
 )
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
@@ -23,7 +22,7 @@ from pydantic import Field
 from torch import Tensor
 
 from paretolab.data.strict import Strict
-from paretolab.models.feasibility import with_feasibility
+from paretolab.models.feasibility import Feasibility, FeasibilityWeighted
 from paretolab.models.selection import SampledHVISelector
 
 __all__ = ["AcquisitionConfig", "Selector", "build_qlognehvi", "select_batch"]
@@ -51,7 +50,7 @@ def build_qlognehvi(
     mc_samples: int,
     seed: int,
     X_pending: Tensor | None = None,
-    feasibility: Model | None = None,
+    feasibility: Feasibility | None = None,
 ) -> AcquisitionFunction:
     """qLogNEHVI on ``model`` with measured ``X_baseline`` ``n x d`` and a fixed ``ref_point``.
 
@@ -59,19 +58,10 @@ def build_qlognehvi(
     may be on the front, which keeps the cost per candidate low. ``X_pending`` ``p x d``
     are points selected but not yet measured: their expected improvement is conditioned
     on, so the batch complements them (Daulton et al. 2021, qNEHVI, Sec. 4). With a
-    ``feasibility`` model (:mod:`paretolab.models.feasibility`) its latent is one more
-    outcome and ``c(x) > 0`` an outcome constraint: each sample's improvement is weighed by
-    the sample's (smoothed) feasibility (qNEHVI, Sec. 3 and App. A).
+    ``feasibility`` model (:mod:`paretolab.models.feasibility`) each candidate's log-EHVI
+    gains ``log P(feasible)``.
     """
-    constrained: dict = {}
-    if feasibility is not None:
-        m = ref_point.shape[-1]
-        model = with_feasibility(model, feasibility)
-        constrained = {
-            "objective": IdentityMCMultiOutputObjective(outcomes=list(range(m))),
-            "constraints": [lambda Z: -Z[..., m]],
-        }
-    return qLogNoisyExpectedHypervolumeImprovement(
+    acquisition = qLogNoisyExpectedHypervolumeImprovement(
         model=model,
         ref_point=ref_point.to(X_baseline).tolist(),
         X_baseline=X_baseline,
@@ -79,8 +69,8 @@ def build_qlognehvi(
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed),
         cache_root=True,
         X_pending=X_pending,
-        **constrained,
     )
+    return acquisition if feasibility is None else FeasibilityWeighted(acquisition, feasibility)
 
 
 def select_batch(

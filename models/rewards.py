@@ -17,7 +17,7 @@ from botorch.models.model import Model
 from torch import Tensor
 
 from paretolab.data.spaces import SearchSpace
-from paretolab.models.feasibility import probability_feasible
+from paretolab.models.feasibility import Feasibility
 from paretolab.models.proxies.gp import exact_gp
 
 __all__ = [
@@ -52,7 +52,7 @@ class ProxyReward:
         space: SearchSpace,
         kappa: float = 0.0,
         *,
-        feasibility: Model | None = None,
+        feasibility: Feasibility | None = None,
         floor: Tensor | None = None,
     ) -> None:
         if feasibility is not None and floor is None:
@@ -87,7 +87,7 @@ class ProxyReward:
         if self.feasibility is None or self.floor is None:
             return scores
         floor = self.floor.to(scores)
-        return floor + probability_feasible(self.feasibility, X).to(scores)[:, None] * (scores - floor)
+        return floor + self.feasibility.probability(X).to(scores)[:, None] * (scores - floor)
 
 
 MARGIN = 0.1

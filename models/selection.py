@@ -29,6 +29,7 @@ from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
 from paretolab.data.pareto import pareto_mask
+from paretolab.models.feasibility import Feasibility
 from paretolab.models.proxies.gp import exact_gp
 
 __all__ = ["SampledHVISelector", "hypervolume_scalarizations", "positive_directions"]
@@ -73,10 +74,9 @@ class SampledHVISelector:
     """Greedy batch selection by sampled EHVI (see the module docstring).
 
     ``Y_measured`` ``n x m``: measured values in maximization space; ``ref_point`` ``m``;
-    ``X_pending`` ``p x d``: candidates selected and not measured yet; ``feasibility``: a
-    model of the feasibility latent ``c(x)`` (:mod:`paretolab.models.feasibility`): in each
-    joint sample, a candidate (or pending point) whose sampled ``c`` is not positive failed
-    and adds nothing.
+    ``X_pending`` ``p x d``: candidates selected and not measured yet; ``feasibility``
+    (:mod:`paretolab.models.feasibility`): in each joint sample, a candidate (or pending
+    point) drawn infeasible adds nothing.
     """
 
     def __init__(
@@ -89,7 +89,7 @@ class SampledHVISelector:
         seed: int,
         X_pending: Tensor | None = None,
         n_directions: int = DIRECTIONS,
-        feasibility: Model | None = None,
+        feasibility: Feasibility | None = None,
     ) -> None:
         self.model = model
         Y = Y_measured.double()
@@ -108,12 +108,10 @@ class SampledHVISelector:
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.n_samples]), seed=self.seed)
         with torch.no_grad(), exact_gp():
             samples = sampler(self.model.posterior(X)).double()
-            if self.feasibility is not None:
-                # an independent draw of the latent (a sampler of its own: other base samples)
-                draw = SobolQMCNormalSampler(sample_shape=torch.Size([self.n_samples]), seed=self.seed + 1)
-                failed = draw(self.feasibility.posterior(X))[..., 0] <= 0  # S x (p + N)
-                below = self.ref_point.to(samples) - 1.0  # below the reference point: adds nothing
-                samples = torch.where(failed[..., None], below, samples)
+        if self.feasibility is not None:  # drawn apart from the objectives (other base samples)
+            failed = ~self.feasibility.sample(X, self.n_samples, self.seed + 1)  # S x (p + N)
+            below = self.ref_point.to(samples) - 1.0  # below the reference point: adds nothing
+            samples = torch.where(failed.to(samples.device)[..., None], below, samples)
         return samples[:, len(pending) :], samples[:, : len(pending)]
 
     def values(self, pool: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
-"""The feasibility model (models/feasibility.py): failed candidates lower the acquisition of
-their close neighbours under both selectors, and far candidates keep theirs. Real GP fits on
-a 1-D task; no mocks."""
+"""The feasibility models (models/feasibility.py): failed candidates lower the acquisition of
+their close neighbours under both selectors, and far candidates keep theirs; on sequences
+the word model learns banned letter pairs of the Ehrlich task. Real GP fits; no mocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from paretolab.models.acquisition import build_qlognehvi
-from paretolab.models.feasibility import fit_feasibility, probability_feasible
+from paretolab.models.feasibility import WordFeasibility, fit_feasibility
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.selection import SampledHVISelector
 
@@ -38,7 +38,7 @@ def test_nothing_failed_means_no_feasibility_model():
 
 def test_failures_make_their_neighbourhood_unlikely_to_be_feasible():
     _, feasibility, X, _, measured, near, far = _task()
-    p = probability_feasible(feasibility, X)
+    p = feasibility.probability(X)
     assert p[near].max() < 0.3
     assert p[far].min() > 0.7 and p[measured].min() > 0.7
 
@@ -54,7 +54,7 @@ def test_failed_candidates_lower_the_sampled_hvi_of_their_close_neighbours():
 
 
 def test_failed_candidates_lower_the_qlognehvi_of_their_close_neighbours():
-    proxy, feasibility, X, Y, measured, near, far = _task()
+    proxy, feasibility, X, _Y, measured, near, far = _task()
     with exact_gp():
         plain = build_qlognehvi(proxy, X[measured], REF, mc_samples=128, seed=0)
         shaped = build_qlognehvi(proxy, X[measured], REF, mc_samples=128, seed=0, feasibility=feasibility)
@@ -85,7 +85,69 @@ def test_the_generators_reward_is_the_expected_score_when_a_failure_scores_the_f
     assert torch.allclose(floor, Y.min(0).values - 0.1 * (Y.max(0).values - Y.min(0).values))
     plain = ProxyReward(proxy, space).scores(X)
     shaped = ProxyReward(proxy, space, feasibility=feasibility, floor=floor).with_kappa(0.0).scores(X)
-    p = probability_feasible(feasibility, X)[:, None]
+    p = feasibility.probability(X)[:, None]
     assert torch.allclose(shaped, floor + p * (plain - floor))
     assert ((shaped - floor)[near] < 0.3 * (plain - floor)[near]).all()
     assert ((shaped - floor)[far] > 0.7 * (plain - floor)[far]).all()
+
+
+def _ehrlich_history(n_children=300):
+    """Feasible seeds of the Ehrlich task and their one-point mutants, measured."""
+    from paretolab.data.spaces import SequenceSpace
+    from paretolab.oracles.ehrlich import EhrlichOracle
+
+    space = SequenceSpace("ACDEFGHIKLMNPQRSTVWY", 32, 32)
+    oracle = EhrlichOracle(space, num_motifs=2, motif_length=4, seed=0)
+    g = torch.Generator().manual_seed(0)
+    seeds = oracle.sample_feasible(64, g)
+    children = []
+    for i in range(n_children):
+        x = list(seeds[i % len(seeds)])
+        x[int(torch.randint(0, 32, (1,), generator=g))] = space.alphabet[
+            int(torch.randint(0, 20, (1,), generator=g))
+        ]
+        children.append("".join(x))
+    xs = list(dict.fromkeys(seeds + children))
+    result = oracle(xs)
+    return space, oracle, xs, result
+
+
+def test_the_word_model_learns_which_letter_pairs_fail_and_ranks_new_candidates():
+    from sklearn.metrics import roc_auc_score
+
+    space, _oracle, xs, result = _ehrlich_history()
+    ok = result.valid
+    X = space.featurize(xs)
+    train = torch.arange(len(xs)) < 200
+    model, metrics = fit_feasibility(
+        X[train & ok], X[train & ~ok], kernel="kmer", vocab_size=20, rng=torch.Generator()
+    )
+    assert isinstance(model, WordFeasibility) and 0 < metrics["share_of_bad_words"] < 1
+    test = ~train
+    auc = roc_auc_score(ok[test].numpy(), model.probability(X[test]).numpy())
+    assert auc > 0.9
+    # a candidate holding only pairs seen in measured candidates is certainly feasible
+    assert model.probability(X[train & ok]).eq(1).all()
+
+
+def test_failed_sequences_lower_the_acquisition_of_sequences_sharing_their_unknown_pairs():
+    space, _oracle, xs, result = _ehrlich_history()
+    ok = result.valid
+    X, Y = space.featurize(xs), result.values
+    measured = torch.arange(len(xs)) < 200
+    g = torch.Generator().manual_seed(0)
+    proxy, _ = fit_gp_proxy(
+        X[measured & ok], Y[measured & ok], holdout_fraction=0.0, rng=g, kernel="kmer", vocab_size=20
+    )
+    feasibility, _ = fit_feasibility(X[measured & ok], X[measured & ~ok], kernel="kmer", vocab_size=20, rng=g)
+    pool = ~measured
+    ref = torch.zeros(2, dtype=torch.double)
+    plain = SampledHVISelector(proxy, Y[measured & ok], ref, n_samples=128, seed=0).values(X[pool])
+    shaped = SampledHVISelector(proxy, Y[measured & ok], ref, n_samples=128, seed=0, feasibility=feasibility)
+    shaped = shaped.values(X[pool])
+    p = feasibility.probability(X[pool])
+    unlikely, likely = p < 0.5, p == 1
+    assert unlikely.any() and likely.any()
+    assert shaped[unlikely].sum() < 0.6 * plain[unlikely].sum()
+    assert float(shaped[likely].sum()) == pytest.approx(float(plain[likely].sum()), rel=0.05)
+    assert not ok[pool][likely].logical_not().any()  # what it is sure of is right
