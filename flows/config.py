@@ -18,9 +18,7 @@ from paretolab.data.strict import Strict
 from paretolab.models.acquisition import AcquisitionConfig
 from paretolab.models.generators.genetic import GeneticGeneratorConfig
 from paretolab.models.generators.gflownet.config import (
-    GFlowNetSettings,
     MOGFNGeneratorConfig,
-    MOGFNSettings,
     OPGFNGeneratorConfig,
 )
 from paretolab.models.generators.random import RandomGeneratorConfig
@@ -279,7 +277,7 @@ def _identity_of_generator(data: dict[str, Any]) -> dict[str, Any]:
         return data
     data = dict(data)
     data["batch_size"] = data.pop("trajectories_per_step")
-    defaults = (MOGFNSettings if kind == "mogfn" else GFlowNetSettings).model_fields
+    defaults = (MOGFNGeneratorConfig if kind == "mogfn" else OPGFNGeneratorConfig).model_fields
     for name in set(data) - _GFLOWNET_FIELDS_BEFORE_0_2[kind]:
         if name in defaults and data[name] == defaults[name].default:
             del data[name]

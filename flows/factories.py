@@ -126,6 +126,8 @@ def build_generator(
                 num_objectives,
                 config,
                 steps_per_round=config.steps_per_round,
+                train_seconds=config.train_seconds,
+                warm_start_steps=config.warm_start_steps,
                 kappa=config.kappa,
                 replay_measured=config.replay_measured,
                 seed=seed,

@@ -151,14 +151,21 @@ def test_identity_hash_of_existing_campaigns_is_unchanged(name):
     assert load_config(ROOT / "campaigns" / f"{name}.yaml").identity_hash() == IDENTITY_HASHES[name]
 
 
-def test_a_gflownet_setting_that_did_not_exist_before_changes_the_identity_only_when_set():
+@pytest.mark.parametrize("campaign", ["ngram_mogfn", "ngram_opgfn"])
+@pytest.mark.parametrize(
+    ("field", "value", "default"),
+    [("weight_decay", 1e-4, 0.0), ("train_seconds", 5.0, None), ("warm_start_steps", 10, 50)],
+)
+def test_a_gflownet_setting_that_did_not_exist_before_changes_the_identity_only_when_set(
+    campaign, field, value, default
+):
     from tests.conftest import ROOT
 
-    data = yaml.safe_load((ROOT / "campaigns" / "ngram_mogfn.yaml").read_text())
+    data = yaml.safe_load((ROOT / "campaigns" / f"{campaign}.yaml").read_text())
     same = parse_config(data, "x").identity_hash()
-    data["generators"][0]["weight_decay"] = 1e-4
+    data["generators"][0][field] = value
     assert parse_config(data, "x").identity_hash() != same
-    data["generators"][0]["weight_decay"] = 0.0  # the default, spelled out: the same campaign
+    data["generators"][0][field] = default  # the default, spelled out: the same campaign
     assert parse_config(data, "x").identity_hash() == same
 
 

@@ -1,6 +1,6 @@
 """The GFlowNet generators' settings, declared once: what the trainer reads
 (:class:`GFlowNetSettings`, :class:`MOGFNSettings`) and what a campaign adds (pool size,
-training steps per round, optimism, replay of measured candidates). The campaign config
+training budget per round, warm start, optimism, replay of measured candidates). The campaign config
 embeds :class:`MOGFNGeneratorConfig` and :class:`OPGFNGeneratorConfig` as they are."""
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ from pydantic import Field, model_validator
 
 from paretolab.data.strict import Strict
 
-__all__ = ["GFlowNetSettings", "MOGFNGeneratorConfig", "MOGFNSettings", "OPGFNGeneratorConfig"]
+__all__ = [
+    "WARM_START_STEPS",
+    "GFlowNetSettings",
+    "MOGFNGeneratorConfig",
+    "MOGFNSettings",
+    "OPGFNGeneratorConfig",
+]
+
+WARM_START_STEPS = 50
+"""Offline steps on the known candidates before a GFlowNet's first on-policy step: once
+per campaign, 0.5 s on a 32 x 32 grid, 2-5 s on molecules (512 seeds scored); measured
+gains and costs in README.md, "Generators"."""
 
 
 class GFlowNetSettings(Strict):
@@ -80,7 +91,27 @@ class _InCampaign(Strict):
     """What a GFlowNet generator needs in a campaign on top of its training settings."""
 
     pool_size: int = Field(256, ge=1, description="candidates proposed per round")
-    steps_per_round: int = Field(200, ge=0, description="training steps per round")
+    steps_per_round: int = Field(
+        200, ge=0, description="training steps per round (the cap when train_seconds is set)"
+    )
+    train_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "optional time budget of a round's training (warm start included), checked after each "
+            "step: training stops at steps_per_round or train_seconds, whichever comes first. "
+            "The steps done then depend on the machine's speed and load, so a seed no longer "
+            "fixes the run"
+        ),
+    )
+    warm_start_steps: int = Field(
+        WARM_START_STEPS,
+        ge=0,
+        description=(
+            "offline steps before the first round's training, on backward trajectories of the "
+            "measured candidates and the seed set (0: none)"
+        ),
+    )
     kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
     replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
 

@@ -9,6 +9,7 @@ environment, policy, sampler, replay buffer, optimizer and persistence are share
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -163,6 +164,29 @@ class GFlowNet:
             self.remember(trajectories.terminal[:n_online], values)
         if replayed is not None:
             values = torch.cat([values, replayed])
+        return self._optimize(trajectories, condition, conditioning, values, rng)
+
+    def offline_step(self, states: Tensor, values: Tensor, rng: torch.Generator) -> dict[str, float]:
+        """One step on backward trajectories of ``trajectories_per_step`` terminal states
+        drawn (with replacement) from ``states`` ``n x state_size``, trained against their
+        given ``values`` ``n x m``; no on-policy sampling."""
+        n = self.settings.trajectories_per_step
+        pick = torch.randint(0, len(states), (n,), generator=rng).to(self.device)
+        conditioning = self.signal.sample(n, rng)
+        condition = self.signal.encode(conditioning, n, self.device)
+        trajectories = backward_trajectories(self.env, states[pick], rng)
+        return self._optimize(trajectories, condition, conditioning, values[pick], rng)
+
+    def _optimize(
+        self,
+        trajectories: Trajectories,
+        condition: Tensor,
+        conditioning: Any,
+        values: Tensor,
+        rng: torch.Generator,
+    ) -> dict[str, float]:
+        """One optimizer step of the loss on ``trajectories`` ending at ``values``."""
+        s = self.settings
         loss, scores = self._loss(trajectories, condition, conditioning, values, rng)
         self.optimizer.zero_grad()
         finite = bool(torch.isfinite(loss))
@@ -199,19 +223,42 @@ class GFlowNet:
         steps: int,
         rng: torch.Generator,
         offline: Tensor | None = None,
+        seconds: float | None = None,
     ) -> dict[str, list[float]]:
-        """``steps`` training steps; ``offline`` terminal states (measured candidates)
-        join the replay buffer first. Returns the per-step curves."""
+        """Up to ``steps`` training steps; ``offline`` terminal states (measured candidates)
+        join the replay buffer first. With ``seconds``, training also stops once that much
+        time has passed (checked after each step, so at least one step runs). Returns the
+        per-step curves (their length: the steps done)."""
         if self.replays and len(self.buffer_states):  # the objective may have changed since
             self.buffer_values = objective(self.buffer_states).to(self.device).float()
         if offline is not None and len(offline) and self.replays:
             offline = offline.to(self.device)
             self.remember(offline, objective(offline), pinned=True)
-        history: dict[str, list[float]] = {}
-        for _ in range(steps):
-            for key, value in self.train_step(objective, rng).items():
-                history.setdefault(key, []).append(value)
-        return history
+        return _run(lambda: self.train_step(objective, rng), steps, seconds)
+
+    def warm_start(
+        self,
+        objective: ObjectiveFn,
+        known: Tensor,
+        steps: int,
+        rng: torch.Generator,
+        seconds: float | None = None,
+    ) -> dict[str, list[float]]:
+        """Offline training before any on-policy step: up to ``steps`` steps on backward
+        trajectories of the ``known`` terminal states ``n x state_size`` (seed set,
+        measured candidates), against their values under ``objective``; ``seconds`` as in
+        :meth:`train`. The sampler then starts from a policy (and ``log Z``) fitted to what
+        is known instead of an untrained one."""
+        if not len(known) or steps <= 0:
+            return {}
+        known = known.to(self.device)
+        values = objective(known).to(self.device).float()
+        if values.shape != (len(known), self.num_objectives):
+            raise ValueError(
+                f"the objective returned values of shape {tuple(values.shape)} for {len(known)} states "
+                f"and {self.num_objectives} objectives; expected {(len(known), self.num_objectives)}"
+            )
+        return _run(lambda: self.offline_step(known, values, rng), steps, seconds)
 
     # -- sampling -----------------------------------------------------------------------
     def sample_states(self, n: int, rng: torch.Generator, conditioning: Any = None) -> Tensor:
@@ -242,6 +289,19 @@ class GFlowNet:
         pinned = state.get("buffer_pinned", torch.zeros(len(values), dtype=torch.bool))
         self.buffer_pinned = pinned.to(self.device)
         self.steps_done = int(state["steps_done"])
+
+
+def _run(step: Callable[[], dict[str, float]], steps: int, seconds: float | None) -> dict[str, list[float]]:
+    """Call ``step`` up to ``steps`` times, stopping early once ``seconds`` have passed
+    (``time.perf_counter``, checked after each step); the curves of what it returned."""
+    start = time.perf_counter()
+    history: dict[str, list[float]] = {}
+    for _ in range(steps):
+        for key, value in step().items():
+            history.setdefault(key, []).append(value)
+        if seconds is not None and time.perf_counter() - start >= seconds:
+            break
+    return history
 
 
 def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
