@@ -18,6 +18,9 @@ __all__ = [
     "Dataset",
     "dataset_from_observations",
     "latest_observations",
+    "REPLICATE",
+    "REPLICATES",
+    "REPLICATE_LABEL",
     "current_rows",
     "pareto_rows",
     "raw_values",
@@ -46,15 +49,21 @@ class Dataset:
 
 
 _RECORD_COLUMNS = frozenset(TABLES["observations"])
+REPLICATE = "[replicate]"
+"""Observation column: the row adds a replicate to the candidate's measurement."""
+REPLICATE_LABEL = "[replicate label]"
+"""Observation column: the lab's label of a replicate ("" if none)."""
+REPLICATES = "[replicates]"
+"""Column of :func:`latest_observations`: how many valid replicates its values average."""
 
 
 def current_rows(observations: pd.DataFrame) -> pd.DataFrame:
     """The rows of each candidate's current measurement: its latest row that is not a
     replicate, and the replicates recorded after it (earlier rows are history)."""
-    if "replicate" not in observations.columns or not observations["replicate"].any():
+    if REPLICATE not in observations.columns or not observations[REPLICATE].any():
         return observations.drop_duplicates("candidate", keep="last")
     position = pd.Series(range(len(observations)), index=observations.index)
-    starts = position[~observations["replicate"].astype(bool)].groupby(observations["candidate"]).max()
+    starts = position[~observations[REPLICATE].astype(bool)].groupby(observations["candidate"]).max()
     start = observations["candidate"].map(starts).fillna(-1)
     return observations[position >= start]
 
@@ -62,11 +71,11 @@ def current_rows(observations: pd.DataFrame) -> pd.DataFrame:
 def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
     """One row per measured candidate (a replaced value stays as history): its latest row,
     with replicates averaged: the objective values are the mean of the valid rows of its
-    current measurement, valid if any is, and ``replicates`` counts the valid rows."""
+    current measurement, valid if any is, and ``[replicates]`` counts the valid rows."""
     rows = current_rows(observations)
     latest = rows.drop_duplicates("candidate", keep="last")
     if len(rows) == len(latest):
-        return latest.assign(replicates=latest["valid"].astype(int)) if len(latest) else latest
+        return latest.assign(**{REPLICATES: latest["valid"].astype(int)})
     latest = latest.set_index("candidate", drop=False)
     valid = rows[rows["valid"].astype(bool)]
     objectives = [c for c in rows.columns if c not in _RECORD_COLUMNS]
@@ -76,7 +85,7 @@ def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
     latest.loc[measured, objectives] = means.loc[latest.index[measured]].to_numpy()
     latest.loc[measured, "valid"] = True
     latest.loc[measured, "reason"] = pd.NA
-    latest["replicates"] = counts.reindex(latest.index).fillna(0).astype(int).to_numpy()
+    latest[REPLICATES] = counts.reindex(latest.index).fillna(0).astype(int).to_numpy()
     return latest.reset_index(drop=True)
 
 
@@ -129,7 +138,7 @@ def dataset_from_observations(
     noise = replicate_noise(observations, objectives)
     Yvar = None
     if noise is not None and len(valid):
-        counts = torch.tensor(valid["replicates"].to_numpy(dtype=float), dtype=torch.double)
+        counts = torch.tensor(valid[REPLICATES].to_numpy(dtype=float), dtype=torch.double)
         Yvar = (noise[None, :] / counts[:, None]).to(device)
     return Dataset(candidates, X, to_max_space(raw, objectives).to(device), failed, X_failed, Yvar)
 

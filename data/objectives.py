@@ -21,6 +21,8 @@ RESERVED_NAMES = frozenset(
         "failure_reason",
         "measured_at",
         "generator",
+        "replicate",
+        "replicates",
     }
 )
 """Column names of the observation table and lab files that an objective may not take."""

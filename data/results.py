@@ -79,6 +79,9 @@ class ExpectedResults:
     requested: Mapping[str, tuple[int, str]]
     measured: Mapping[str, tuple[float, ...] | None]
     new_round: int | None = None
+    replicate_labels: Mapping[str, Mapping[str, tuple[float, ...] | None]] = field(default_factory=dict)
+    """Per candidate, the labelled replicates of its current measurement (label -> values,
+    or None if that replicate failed): a row repeating one is not recorded again."""
 
 
 @dataclass
@@ -92,6 +95,8 @@ class ValidatedResults:
     replaced: list[str] = field(default_factory=list)
     replicate: list[bool] = field(default_factory=list)
     """Per row: it adds a replicate to the candidate's measurement instead of replacing it."""
+    labels: list[str] = field(default_factory=list)
+    """Per row: the lab's label of the replicate (its ``replicate`` cell), "" if none."""
     pending: int = 0
     unchanged: int = 0
     """Rows that repeat what is recorded (a request file submitted again, more filled in)."""
@@ -410,6 +415,40 @@ def _repeat_or_conflict(
     )
 
 
+def _cell_text(value: object) -> str:
+    """A table cell as text: "" for an empty cell (None, NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _repeated_replicate(
+    row: _Row,
+    found: _Identified,
+    label: str,
+    values: list[float],
+    expected: ExpectedResults,
+    labelled: set[tuple[str, str]],
+    replace: bool,
+) -> str | None:
+    """For a labelled replicate: a problem if the table gives the label twice, or if it is
+    recorded with other values (without ``replace``); ``"unchanged"`` if recorded alike."""
+    name = f"{found.raw_id} ({found.candidate})" if found.raw_id else repr(found.candidate)
+    if (found.candidate, label) in labelled:
+        return f"{row.where}: column {REPLICATE_COLUMN!r}: replicate {label!r} of {name} is given twice"
+    labelled.add((found.candidate, label))
+    recorded_labels = expected.replicate_labels.get(found.candidate, {})
+    if replace or label not in recorded_labels:
+        return None
+    recorded = recorded_labels[label]
+    if (recorded is None and row.failure) or (recorded is not None and list(recorded) == values):
+        return "unchanged"
+    return (
+        f"{row.where}: column {REPLICATE_COLUMN!r}: replicate {label!r} of {name} is recorded already "
+        "with other values; to replace the measurement use --replace (tell(..., replace=True) in Python)"
+    )
+
+
 def validate_results(
     frame: pd.DataFrame,
     source: str,
@@ -426,8 +465,11 @@ def validate_results(
 
     With ``replicates`` (or a ``replicate`` column in the table), several rows for one
     candidate are replicate measurements, each recorded; rows for a candidate measured
-    before add to its replicates (with ``replace``, they replace its measurement). Without
-    it, a candidate named twice is an error.
+    before add to its replicates (with ``replace``, they replace its measurement). A
+    replicate's label (its ``replicate`` cell) is kept: a row repeating a recorded label
+    with the same values is skipped (a growing file sent again), with other values it is
+    an error (unless ``replace``). Without the option or column, a candidate named twice
+    is an error.
 
     Rows whose objective cells are all blank (and no failure reason) stay pending, or are
     an error with ``blank_rows="error"``; rows that repeat what is recorded are skipped.
@@ -450,6 +492,7 @@ def validate_results(
     replicates = replicates or REPLICATE_COLUMN in frame.columns
     first_row: dict[str, object] = {}
     in_table: set[str] = set()
+    labelled: set[tuple[str, str]] = set()
     for i, record in enumerate(frame.to_dict("records")):
         row = _Row.of(record, row_names[i] if row_names is not None else i + row_offset, columns)
         found = _identify(row, expected, check, ids, {} if replicates else first_row)
@@ -469,6 +512,13 @@ def validate_results(
         if bad or conflict not in (None, "unchanged"):
             problems.extend(bad or [conflict])  # type: ignore[list-item]
             continue
+        label = _cell_text(record.get(REPLICATE_COLUMN)) if replicates else ""
+        if label:
+            repeat = _repeated_replicate(row, found, label, values, expected, labelled, replace)
+            if repeat not in (None, "unchanged"):
+                problems.append(repeat)  # type: ignore[arg-type]
+                continue
+            conflict = repeat
         if conflict == "unchanged":
             out.unchanged += 1
             continue
@@ -481,6 +531,7 @@ def validate_results(
         out.values.append(values)
         out.reasons.append(row.failure or None)
         out.replicate.append(adds)
+        out.labels.append(label)
         if found.candidate in expected.measured and not adds and found.candidate not in out.replaced:
             out.replaced.append(found.candidate)
     if problems:

@@ -73,8 +73,9 @@ TABLES: dict[str, dict[str, str]] = {
         "sent_at": "string",
     },
     # one row per measured candidate; objective columns (raw units) are added per campaign.
-    # A row with ``replicate`` adds a measurement to the candidate's rows before it (a lab's
-    # replicates); without it, it replaces them (they stay as history)
+    # A row with ``[replicate]`` adds a measurement to the candidate's rows before it (a
+    # lab's replicates; ``[replicate label]`` is the lab's name for it, "" if none); without
+    # it, it replaces them (they stay as history). Brackets: no objective can take the name
     "observations": {
         "round": "int64",
         "candidate": "string",
@@ -82,7 +83,8 @@ TABLES: dict[str, dict[str, str]] = {
         "valid": "bool",
         "reason": "string",
         "measured_at": "string",
-        "replicate": "bool",
+        "[replicate]": "bool",
+        "[replicate label]": "string",
     },
     # per-step training curves of learned generators (a re-run update appends again; the
     # last rows of a (round, generator) win)
@@ -117,7 +119,9 @@ TABLES: dict[str, dict[str, str]] = {
     },
 }
 
-ADDED_COLUMNS: dict[str, dict[str, object]] = {"observations": {"replicate": False}}
+ADDED_COLUMNS: dict[str, dict[str, object]] = {
+    "observations": {"[replicate]": False, "[replicate label]": ""}
+}
 """Columns added after schema version 1, with the value rows written before them have."""
 
 _PART = re.compile(r"^(\d{8})\.parquet$")

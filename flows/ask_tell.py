@@ -22,7 +22,7 @@ import torch
 import yaml
 from pydantic import BaseModel
 
-from paretolab.data.dataset import latest_observations, raw_values, valid_observations
+from paretolab.data.dataset import REPLICATES, latest_observations, raw_values, valid_observations
 from paretolab.data.objectives import Objective, to_max_space
 from paretolab.data.pareto import hypervolume
 from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, candidate_id
@@ -377,7 +377,7 @@ class Campaign:
                 dtype=float
             )
         table[FAILURE_COLUMN] = latest["reason"].fillna("").to_numpy()
-        table["replicates"] = latest["replicates"].to_numpy() if len(latest) else []
+        table["replicates"] = latest[REPLICATES].to_numpy()
         table["measured_at"] = latest["measured_at"].to_numpy()
         return table
 

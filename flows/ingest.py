@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from paretolab.data.dataset import latest_observations
+from paretolab.data.dataset import REPLICATE, REPLICATE_LABEL, current_rows, latest_observations
 from paretolab.data.faults import crash_point
 from paretolab.data.objectives import Objective
 from paretolab.data.results import (
@@ -91,13 +91,29 @@ def expected_results(store: CampaignStore, new_round: int | None = None) -> Expe
         for r in sent.itertuples()
     }
     objectives = stored_objectives(store)
-    latest = latest_observations(store.read("observations"))
+    observations = store.read("observations")
+    latest = latest_observations(observations)
     values = latest.reindex(columns=[o.name for o in objectives]).to_numpy(dtype=float).tolist()
     measured = {
         str(c): (tuple(v) if ok else None)
         for c, ok, v in zip(latest["candidate"], latest["valid"], values, strict=True)
     }
-    return ExpectedResults(cid, objectives, requested, measured, new_round)
+    return ExpectedResults(
+        cid, objectives, requested, measured, new_round, _replicate_labels(observations, objectives)
+    )
+
+
+def _replicate_labels(
+    observations: pd.DataFrame, objectives: Sequence[Objective]
+) -> dict[str, dict[str, tuple[float, ...] | None]]:
+    """The labelled replicates of each candidate's current measurement."""
+    rows = current_rows(observations)
+    rows = rows[rows[REPLICATE_LABEL].fillna("") != ""]
+    values = rows.reindex(columns=[o.name for o in objectives]).to_numpy(dtype=float).tolist()
+    labels: dict[str, dict[str, tuple[float, ...] | None]] = {}
+    for c, label, ok, v in zip(rows["candidate"], rows[REPLICATE_LABEL], rows["valid"], values, strict=True):
+        labels.setdefault(str(c), {})[str(label)] = tuple(v) if ok else None
+    return labels
 
 
 @dataclass(frozen=True)
@@ -141,7 +157,8 @@ def _record(store: CampaignStore, validated: ValidatedResults, source: str, sha:
             "valid": [reason is None for reason in validated.reasons],
             "reason": validated.reasons,
             "measured_at": now,
-            "replicate": validated.replicate,
+            REPLICATE: validated.replicate,
+            REPLICATE_LABEL: validated.labels,
         }
     )
     for j, objective in enumerate(objectives):
@@ -193,8 +210,6 @@ def _ingest(
 ) -> Ingested:
     if replace:  # the same table told again to replace values is another telling
         sha = hashlib.sha256(f"{sha}:replace".encode()).hexdigest()
-    if replicates:  # and so is the same table told again as replicates
-        sha = hashlib.sha256(f"{sha}:replicates".encode()).hexdigest()
     if _already_recorded(store, sha):
         _log_results_event(store, source, sha, 0)  # in case a crash came between the two writes
         return Ingested(source, 0, 0, 0, already=True)

@@ -38,7 +38,7 @@ from paretolab.flows.engine import (
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import evaluate_lab
 from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
-from paretolab.models.feasibility import Feasibility
+from paretolab.models.feasibility import Feasibility, words_of
 from paretolab.models.feasibility import fit_feasibility as fit_feasibility_model
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
@@ -131,13 +131,15 @@ def fit_feasibility(
     setup: CampaignSetup, dataset: Dataset, round_: int
 ) -> tuple[Feasibility | None, dict[str, float]]:
     """Fit the feasibility model on measured and failed candidates (``None`` while nothing
-    failed, or when ``proxy.feasibility: off``); metrics: ``n_failed`` and held-out quality."""
+    failed, or when ``proxy.feasibility: off``); metrics: ``n_failed``, and the share of bad
+    words (word model) or the held-out quality (latent GP)."""
     if setup.config.proxy.feasibility == "off" or dataset.X_failed is None:
         return None, {"n_failed": float(len(dataset.failed))}
     torch.manual_seed(round_seed(setup.config.seed, round_, "feasibility-internal"))
     return fit_feasibility_model(
         dataset.X,
         dataset.X_failed,
+        words=words_of(setup.space),
         kernel=setup.proxy_kernel,
         vocab_size=setup.space.vocab_size,
         rng=round_rng(setup.config.seed, round_, "feasibility"),

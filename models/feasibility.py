@@ -34,6 +34,7 @@ from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
+from paretolab.data.spaces import MoleculeSpace, SearchSpace, SequenceSpace
 from paretolab.models.proxies.gp import KernelName, exact_gp, fit_gp_proxy
 from paretolab.models.proxies.kernels import kmer_counts
 
@@ -43,6 +44,7 @@ __all__ = [
     "LatentFeasibility",
     "WordFeasibility",
     "fit_feasibility",
+    "words_of",
 ]
 
 
@@ -115,14 +117,23 @@ class WordsOf:
         return kmer_counts(X, self.vocab_size, 2)[:, self.vocab_size :] > 0
 
 
+def words_of(space: SearchSpace) -> WordsOf | None:
+    """The words of a space's features: letter pairs of sequences, fingerprint bits of
+    molecules; ``None`` for grids (no words: the latent GP)."""
+    if isinstance(space, SequenceSpace):
+        return WordsOf(space.vocab_size)
+    return WordsOf() if isinstance(space, MoleculeSpace) else None
+
+
 def _fit_rho(W_measured: Tensor, W_failed: Tensor) -> float:
-    """Maximum-likelihood share of bad words. A measured candidate's unknown words are those
+    """Share of bad words by maximum pseudo-likelihood (candidates scored independently, on
+    the CPU: a one-dimensional search). A measured candidate's unknown words are those
     no *other* measured candidate holds (all good: ``(1 - rho)^u``); a failed one's, those
     no measured candidate holds (at least one bad: ``1 - (1 - rho)^u``). Failures with no
     unknown word are left out: no word explains them."""
     holders = W_measured.sum(0)
-    u_measured = (W_measured & (holders == 1)).sum(-1).double()
-    u_failed = (W_failed & (holders == 0)).sum(-1).double()
+    u_measured = (W_measured & (holders == 1)).sum(-1).double().cpu()
+    u_failed = (W_failed & (holders == 0)).sum(-1).double().cpu()
     u_failed = u_failed[u_failed > 0]
     if len(u_failed) == 0:
         return 0.0
@@ -136,20 +147,21 @@ def fit_feasibility(
     X_measured: Tensor,
     X_failed: Tensor,
     *,
+    words: WordsOf | None,
     kernel: KernelName,
     vocab_size: int | None,
     rng: torch.Generator,
     holdout_fraction: float = 0.0,
 ) -> tuple[Feasibility | None, dict[str, float]]:
     """The feasibility model of measured ``n x d`` and failed ``f x d`` candidates, or
-    ``None`` when nothing failed (nothing to learn) or nothing was measured: words for
-    sequences (``kernel`` kmer) and fingerprints (minmax), a latent GP otherwise."""
+    ``None`` when nothing failed (nothing to learn) or nothing was measured: the word model
+    where the space has ``words`` (:func:`words_of`), else a latent GP with the proxy's
+    ``kernel``."""
     metrics = {"n_failed": float(len(X_failed))}
     if len(X_failed) == 0 or len(X_measured) == 0:
         return None, metrics
     X_failed = X_failed.to(X_measured)
-    if kernel in ("kmer", "minmax"):
-        words = WordsOf(vocab_size if kernel == "kmer" else None)
+    if words is not None:
         model = WordFeasibility(words, words(X_measured), words(X_failed))
         return model, metrics | {"share_of_bad_words": model.rho}
     X = torch.cat([X_measured, X_failed])

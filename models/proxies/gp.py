@@ -26,7 +26,7 @@ from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.transforms import Standardize
 from gpytorch.kernels import ScaleKernel
 from gpytorch.mlls import SumMarginalLogLikelihood
-from pydantic import Field
+from pydantic import Field, field_validator
 from scipy.stats import spearmanr
 from torch import Tensor
 
@@ -63,10 +63,16 @@ class ProxyConfig(Strict):
     feasibility: Literal["auto", "off"] = Field(
         "auto",
         description=(
-            "auto: once a measured candidate failed, a GP on measured/failed (same kernel) "
-            "weighs selection by the chance of feasibility (models/feasibility.py); off: never"
+            "auto: once a measured candidate failed, a feasibility model (models/feasibility.py) "
+            "weighs selection and the generators' reward by the chance of feasibility; off: never"
         ),
     )
+
+    @field_validator("feasibility", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML reads an unquoted ``off`` as false: take it as meant."""
+        return "off" if value is False else value
 
 
 KernelName = Literal["rbf", "minmax", "kmer"]

@@ -209,3 +209,12 @@ def test_proxy_kernel_auto_picks_kmer_for_sequences_and_rbf_for_grids(tmp_path):
     assert proxy_kernel(parse_config({**sequence, "proxy": {"kernel": "rbf"}}, "s.yaml")) == "rbf"
     with pytest.raises(ConfigError, match=r"proxy\.kernel: kmer .* needs a sequence space"):
         proxy_kernel(parse_config(small_config(proxy={"kernel": "kmer"}), "g.yaml"))
+
+
+def test_an_unquoted_yaml_off_switches_the_feasibility_model_off(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(small_config()).replace("acquisition:", "proxy: {feasibility: off}\nacquisition:")
+    )
+    assert load_config(path).proxy.feasibility == "off"
+    assert load_config(write_config(tmp_path / "d.yaml")).identity_hash() != load_config(path).identity_hash()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import paretolab as pl
-from paretolab.data.dataset import dataset_from_observations, latest_observations
+from paretolab.data.dataset import REPLICATES, dataset_from_observations, latest_observations
 from paretolab.data.results import ResultsError
 from paretolab.data.spaces import GridSpace
 from paretolab.data.store import CampaignStore
@@ -43,7 +43,7 @@ def test_replicates_are_recorded_each_and_fitted_as_their_mean_with_less_noise(t
     assert (observations["candidate"] == "3,3").sum() == 4
     latest = latest_observations(observations).set_index("candidate")
     assert latest.loc["3,3", ["a", "b"]].tolist() == pytest.approx([1.0, 2.0])
-    assert latest.loc["3,3", "replicates"] == 4 and latest.loc["0,0", "replicates"] == 1
+    assert latest.loc["3,3", REPLICATES] == 4 and latest.loc["0,0", REPLICATES] == 1
     shown = campaign.measurements().set_index("candidate")
     assert shown.loc["3,3", "replicates"] == 4 and shown.loc["3,3", "a"] == pytest.approx(1.0)
 
@@ -70,14 +70,14 @@ def test_more_replicates_join_the_measurement_and_a_plain_row_replaces_it(tmp_pa
     campaign.tell(more)  # a replicate column says so too
     with CampaignStore.open(tmp_path / "c", lock=False) as store:
         latest = latest_observations(store.read("observations")).set_index("candidate")
-    assert latest.loc["3,3", "replicates"] == 6
+    assert latest.loc["3,3", REPLICATES] == 6
     assert latest.loc["3,3", "a"] == pytest.approx((4.0 + 3.0) / 6)
 
     campaign.tell(pd.DataFrame({"candidate": ["3,3"], "a": [0.5], "b": [0.5]}), replace=True)
     with CampaignStore.open(tmp_path / "c", lock=False) as store:
         observations = store.read("observations")
     latest = latest_observations(observations).set_index("candidate")
-    assert latest.loc["3,3", ["a", "b"]].tolist() == [0.5, 0.5] and latest.loc["3,3", "replicates"] == 1
+    assert latest.loc["3,3", ["a", "b"]].tolist() == [0.5, 0.5] and latest.loc["3,3", REPLICATES] == 1
     assert len(observations) == 11 + 2 + 1  # every measurement kept as history
 
 
@@ -90,5 +90,40 @@ def test_a_failed_replicate_does_not_fail_a_measured_candidate(tmp_path):
     campaign.tell(table, replicates=True)
     with CampaignStore.open(tmp_path / "c", lock=False) as store:
         latest = latest_observations(store.read("observations")).set_index("candidate")
-    assert bool(latest.loc["3,3", "valid"]) and latest.loc["3,3", "replicates"] == 4
+    assert bool(latest.loc["3,3", "valid"]) and latest.loc["3,3", REPLICATES] == 4
     assert not bool(latest.loc["0,0", "valid"]) and latest.loc["0,0", "reason"] == "well dried out"
+
+
+def test_a_growing_file_with_replicate_labels_is_recorded_once_per_replicate(tmp_path):
+    campaign = _campaign(tmp_path / "c")
+    first = pd.DataFrame({"candidate": ["3,3", "3,3", "1,1"], "replicate": ["r1", "r2", "r1"]})
+    first["a"], first["b"] = [1.0, 1.2, 0.5], [2.0, 2.2, 0.5]
+    campaign.tell(first)
+    grown = pd.concat([first, pd.DataFrame([{"candidate": "3,3", "replicate": "r3", "a": 0.8, "b": 1.8}])])
+    told = campaign.tell(grown)  # the lab sent the file again with one more replicate
+    assert told.recorded == 1 and told.unchanged == 3
+    with CampaignStore.open(tmp_path / "c", lock=False) as store:
+        latest = latest_observations(store.read("observations")).set_index("candidate")
+    assert latest.loc["3,3", REPLICATES] == 3 and latest.loc["3,3", "a"] == pytest.approx(1.0)
+    campaign.tell(grown, replicates=True)  # the same table told again as replicates: once
+    changed = grown.assign(a=[1.0, 9.9, 0.5, 0.8])
+    with pytest.raises(ResultsError, match=r"replicate 'r2' of '3,3' is recorded already with other values"):
+        campaign.tell(changed)
+    twice = pd.DataFrame({"candidate": ["2,2", "2,2"], "replicate": ["x", "x"], "a": [1.0, 1.0], "b": [1, 1]})
+    with pytest.raises(ResultsError, match=r"replicate 'x' of '2,2' is given twice"):
+        campaign.tell(twice)
+
+
+def test_a_store_written_before_replicates_opens_and_takes_them(tmp_path):
+    import pyarrow.parquet as pq
+
+    campaign = _campaign(tmp_path / "c")
+    campaign.tell(_table().drop_duplicates("candidate"))
+    for part in (tmp_path / "c" / "tables" / "observations").glob("*.parquet"):
+        table = pq.read_table(part)
+        pq.write_table(table.drop_columns(["[replicate]", "[replicate label]"]), part)  # as version 1 wrote
+    with CampaignStore.open(tmp_path / "c", lock=False) as store:
+        assert not store.read("observations")["[replicate]"].any()
+    campaign.tell(pd.DataFrame({"candidate": ["3,3"], "a": [3.0], "b": [6.0]}), replicates=True)
+    shown = campaign.measurements().set_index("candidate")
+    assert shown.loc["3,3", "replicates"] == 2 and shown.loc["3,3", "a"] == pytest.approx(2.0)

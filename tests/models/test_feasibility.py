@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from paretolab.models.acquisition import build_qlognehvi
-from paretolab.models.feasibility import WordFeasibility, fit_feasibility
+from paretolab.models.feasibility import WordFeasibility, WordsOf, fit_feasibility
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.selection import SampledHVISelector
 
@@ -24,7 +24,9 @@ def _task():
     failed = [10, 12, 14]  # x = 0.25, 0.3, 0.35: the oracle could not measure them
     g = torch.Generator().manual_seed(0)
     proxy, _ = fit_gp_proxy(X[measured], Y[measured], holdout_fraction=0.0, rng=g)
-    feasibility, metrics = fit_feasibility(X[measured], X[failed], kernel="rbf", vocab_size=None, rng=g)
+    feasibility, metrics = fit_feasibility(
+        X[measured], X[failed], words=None, kernel="rbf", vocab_size=None, rng=g
+    )
     assert metrics["n_failed"] == 3
     near, far = [11, 13], [2, 6, 18]  # unmeasured neighbours of the failures; far from them
     return proxy, feasibility, X, Y[measured], measured, near, far
@@ -32,7 +34,9 @@ def _task():
 
 def test_nothing_failed_means_no_feasibility_model():
     X = torch.rand(5, 1, dtype=torch.double)
-    model, metrics = fit_feasibility(X, X[:0], kernel="rbf", vocab_size=None, rng=torch.Generator())
+    model, metrics = fit_feasibility(
+        X, X[:0], words=None, kernel="rbf", vocab_size=None, rng=torch.Generator()
+    )
     assert model is None and metrics == {"n_failed": 0.0}
 
 
@@ -68,6 +72,7 @@ def test_a_feasibility_model_needs_measured_candidates():
     model, metrics = fit_feasibility(
         torch.empty(0, 1, dtype=torch.double),
         torch.rand(3, 1, dtype=torch.double),
+        words=None,
         kernel="rbf",
         vocab_size=None,
         rng=torch.Generator(),
@@ -112,7 +117,7 @@ def _ehrlich_history(n_children=300):
     return space, oracle, xs, result
 
 
-def test_the_word_model_learns_which_letter_pairs_fail_and_ranks_new_candidates():
+def test_the_word_model_learns_how_often_unknown_letter_pairs_fail_and_ranks_new_candidates():
     from sklearn.metrics import roc_auc_score
 
     space, _oracle, xs, result = _ehrlich_history()
@@ -120,7 +125,7 @@ def test_the_word_model_learns_which_letter_pairs_fail_and_ranks_new_candidates(
     X = space.featurize(xs)
     train = torch.arange(len(xs)) < 200
     model, metrics = fit_feasibility(
-        X[train & ok], X[train & ~ok], kernel="kmer", vocab_size=20, rng=torch.Generator()
+        X[train & ok], X[train & ~ok], words=WordsOf(20), kernel="kmer", vocab_size=20, rng=torch.Generator()
     )
     assert isinstance(model, WordFeasibility) and 0 < metrics["share_of_bad_words"] < 1
     test = ~train
@@ -139,7 +144,9 @@ def test_failed_sequences_lower_the_acquisition_of_sequences_sharing_their_unkno
     proxy, _ = fit_gp_proxy(
         X[measured & ok], Y[measured & ok], holdout_fraction=0.0, rng=g, kernel="kmer", vocab_size=20
     )
-    feasibility, _ = fit_feasibility(X[measured & ok], X[measured & ~ok], kernel="kmer", vocab_size=20, rng=g)
+    feasibility, _ = fit_feasibility(
+        X[measured & ok], X[measured & ~ok], words=WordsOf(20), kernel="kmer", vocab_size=20, rng=g
+    )
     pool = ~measured
     ref = torch.zeros(2, dtype=torch.double)
     plain = SampledHVISelector(proxy, Y[measured & ok], ref, n_samples=128, seed=0).values(X[pool])
@@ -151,3 +158,13 @@ def test_failed_sequences_lower_the_acquisition_of_sequences_sharing_their_unkno
     assert shaped[unlikely].sum() < 0.6 * plain[unlikely].sum()
     assert float(shaped[likely].sum()) == pytest.approx(float(plain[likely].sum()), rel=0.05)
     assert not ok[pool][likely].logical_not().any()  # what it is sure of is right
+
+
+def test_the_space_decides_the_words():
+    from paretolab.data.spaces import GridSpace, SequenceSpace
+    from paretolab.models.feasibility import words_of
+
+    words = words_of(SequenceSpace("AB", 3, 3))
+    X = SequenceSpace("AB", 3, 3).featurize(["ABA", "BBB"])
+    assert words(X).tolist() == [[False, True, True, False], [False, False, False, True]]  # AA AB BA BB
+    assert words_of(GridSpace(2, 4)) is None
