@@ -28,6 +28,7 @@ __all__ = [
     "Tchebycheff",
     "WeightedSum",
     "failure_floor",
+    "reward_range",
     "log_reward",
     "scalarization",
 ]
@@ -95,13 +96,24 @@ MARGIN = 0.1
 MOGFN's normalization maps it to 0, and a failure scores it."""
 
 
-def failure_floor(Y: Tensor, margin: float = MARGIN) -> Tensor:
-    """What a failed candidate scores (``m``): ``margin`` of the measured range below the
-    worst measured value of ``Y`` ``n x m`` (MOGFN's zero reward)."""
+def reward_range(Y: Tensor, margin: float = MARGIN) -> tuple[Tensor, Tensor]:
+    """Where rewards start and how wide they run (``m`` each) for measured values ``Y``
+    ``n x m``: ``margin`` of the measured range below the worst value, and the measured
+    range plus that margin (an objective whose values are all equal gets range 1; no
+    measurements: 0 and 1). MOGFN maps ``[floor, floor + span]`` to ``[0, 1]``."""
     if len(Y) == 0:
-        return torch.zeros(Y.shape[-1], dtype=Y.dtype, device=Y.device)
+        zeros = torch.zeros(Y.shape[-1], dtype=Y.dtype, device=Y.device)
+        return zeros, torch.ones_like(zeros)
     low, high = Y.min(0).values, Y.max(0).values
-    return low - margin * (high - low)
+    span = high - low
+    span = torch.where(span > 1e-9 * (1 + low.abs()), span, torch.ones_like(span))  # all equal: no scale
+    return low - margin * span, (1 + margin) * span
+
+
+def failure_floor(Y: Tensor, margin: float = MARGIN) -> Tensor:
+    """What a failed candidate scores (``m``): the floor of :func:`reward_range`, MOGFN's
+    zero reward."""
+    return reward_range(Y, margin)[0]
 
 
 class Scalarization(ABC):

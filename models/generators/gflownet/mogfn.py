@@ -19,7 +19,7 @@ from paretolab.models.generators.gflownet.generator import GFlowNetGenerator
 from paretolab.models.generators.gflownet.losses import TrajectoryBalance
 from paretolab.models.generators.gflownet.signals import PreferenceReward
 from paretolab.models.generators.gflownet.trainer import GFlowNet, ObjectiveFn
-from paretolab.models.rewards import MARGIN, ProxyReward, scalarization
+from paretolab.models.rewards import ProxyReward, reward_range, scalarization
 
 __all__ = ["MOGFN", "MOGFNGenerator", "MOGFNSettings"]
 
@@ -55,9 +55,10 @@ class MOGFNGenerator(GFlowNetGenerator):
     """MOGFN-PC in a campaign: trained each round against the proxy, warm-started.
 
     The reward of objective ``i`` is the proxy's optimistic score (mean + kappa * std),
-    min-max normalized by the measured values with a margin below the worst (the worst
-    measured maps to ``MARGIN / (1 + MARGIN)``, the best to 1; clipped below at 0, so only
-    predictions well below everything measured get a zero reward), scalarized with the
+    min-max normalized by the measured values with a margin below the worst
+    (:func:`~paretolab.models.rewards.reward_range`: the worst measured maps to
+    ``MARGIN / (1 + MARGIN)``, the best to 1; clipped below at 0, so only predictions well
+    below everything measured get a zero reward), scalarized with the
     sampled preference and raised to ``beta``.
     ``propose`` samples one candidate per Dirichlet preference, spread over the simplex.
     """
@@ -71,13 +72,9 @@ class MOGFNGenerator(GFlowNetGenerator):
         """The per-objective reward this round: normalized optimistic proxy scores."""
         optimistic = reward.with_kappa(self.kappa)
         Y = dataset.Y[torch.isfinite(dataset.Y).all(-1)] if len(dataset) else dataset.Y
-        if len(Y):
-            low, high = Y.min(0).values, Y.max(0).values
-        else:
-            low, high = torch.zeros(self.model.num_objectives), None
-        span = torch.ones_like(low) if high is None else high - low
-        span = torch.where(span > 1e-9 * (1 + low.abs()), span, torch.ones_like(span))  # all equal: no scale
-        low, span = low - MARGIN * span, (1 + MARGIN) * span
+        if not len(Y):
+            Y = torch.empty(0, self.model.num_objectives)
+        low, span = reward_range(Y)
 
         def score(states: Tensor) -> Tensor:
             values = optimistic.from_tokens(self.env.to_tokens(states))
