@@ -89,10 +89,16 @@ def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
     return latest.reset_index(drop=True)
 
 
+MIN_REPLICATE_DOF = 3
+"""Fewest degrees of freedom (replicates beyond the first, summed over candidates) from which
+the noise is taken as known; with fewer, the proxy learns it."""
+
+
 def replicate_noise(observations: pd.DataFrame, objectives: Sequence[Objective]) -> Tensor | None:
     """The measurement noise variance ``m`` that replicates show, pooled over candidates
     (within-candidate mean square, sum (y - mean)^2 / sum (n_i - 1)), or ``None`` when no
-    candidate has two valid replicates. Pooling assumes one noise level per objective: with
+    candidate has two valid replicates or they give fewer than ``MIN_REPLICATE_DOF`` degrees
+    of freedom. Pooling assumes one noise level per objective: with
     two or three replicates a candidate's own variance is too noisy to use."""
     rows = current_rows(observations)
     valid = rows[rows["valid"].astype(bool)]
@@ -104,6 +110,8 @@ def replicate_noise(observations: pd.DataFrame, objectives: Sequence[Objective])
     groups = valid.groupby("candidate")[names]
     squares = ((valid[names] - groups.transform("mean")) ** 2).sum()
     dof = int((groups.size() - 1).sum())
+    if dof < MIN_REPLICATE_DOF:
+        return None
     return torch.tensor((squares / dof).to_numpy(dtype=float), dtype=torch.double)
 
 

@@ -99,9 +99,12 @@ class WordFeasibility(Feasibility):
         return (1.0 - self.rho) ** self.unknown_words(X).to(X.dtype)
 
     def sample(self, X: Tensor, n_samples: int, seed: int) -> Tensor:
+        """Each draw decides which unknown words are bad (each with ``rho``); a candidate is
+        feasible in it when none of its words is: candidates sharing a word fail together."""
         rng = torch.Generator().manual_seed(seed)
-        p = self.probability(X).cpu()
-        return (torch.rand(n_samples, len(p), generator=rng, dtype=p.dtype) < p).to(X.device)
+        unknown = (self.words(X) & ~self.known_good.to(X.device)).cpu().double()  # n x w
+        bad = (torch.rand(n_samples, unknown.shape[-1], generator=rng) < self.rho).double()  # S x w
+        return (bad @ unknown.T == 0).to(X.device)
 
 
 class WordsOf:

@@ -168,3 +168,19 @@ def test_the_space_decides_the_words():
     X = SequenceSpace("AB", 3, 3).featurize(["ABA", "BBB"])
     assert words(X).tolist() == [[False, True, True, False], [False, False, False, True]]  # AA AB BA BB
     assert words_of(GridSpace(2, 4)) is None
+
+
+def test_word_model_draws_fail_candidates_that_share_an_unknown_pair_together():
+    from paretolab.data.spaces import SequenceSpace
+
+    space = SequenceSpace("ABCD", 4, 4)
+    words = WordsOf(4)
+    measured = space.featurize(["AAAA", "BBBB", "ABAB"])
+    failed = space.featurize(["AACC", "BBDD", "CCDA"])
+    model = WordFeasibility(words, words(measured), words(failed))
+    assert 0 < model.rho < 1
+    X = space.featurize(["AACD", "BACD", "ABAB", "DDDD"])  # share the unknown pair CD; known; own
+    draws = model.sample(X, 4000, seed=0)
+    assert torch.equal(draws[:, 0], draws[:, 1])
+    assert draws[:, 2].all()
+    assert float(draws[:, 0].double().mean()) == pytest.approx(float(model.probability(X)[0]), abs=0.03)
