@@ -54,7 +54,7 @@ def main(directory: str = "runs/ask_tell_example", rounds: int = 4) -> None:
         generator=[{"kind": "genetic", "pool_size": 128}, {"kind": "random", "pool_size": 64}],
         batch_size=8,
         seed=0,
-        proxy={"kernel": "minmax"},  # fits one-hot sequences fast: no lengthscales to learn
+        proxy={"kernel": "kmer"},  # MinMax on k-mer counts: fast exact fit (auto picks it too)
         acquisition={"mc_samples": 32},
         exist_ok=True,  # a second run continues the campaign
     )
