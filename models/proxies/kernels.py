@@ -147,10 +147,10 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False, counts: Counts
     batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
     rows1, index1 = _unique_rows(_collapse_batch(x1))
     rows2, index2 = _unique_rows(_collapse_batch(x2))
+    for rows in (rows1, rows2):
+        _check_counts(rows)  # counts computed from checked rows need no check of their own
     if counts is not None:
         rows1, rows2 = counts(rows1), counts(rows2)
-    for rows in (rows1, rows2):
-        _check_counts(rows)
     bits1, bits2 = _threshold_bits(rows1, rows2)
     shared = (bits1 @ bits2.T).to(x1.dtype)
     union = rows1.sum(-1).unsqueeze(-1) + rows2.sum(-1).unsqueeze(-2) - shared
@@ -160,36 +160,41 @@ def minmax_similarity(x1: Tensor, x2: Tensor, diag: bool = False, counts: Counts
 
 
 class _SimilarityCache:
-    """The last few similarity matrices of unbatched inputs, keyed by those inputs.
+    """The last few similarity matrices of unbatched inputs, keyed by the inputs' content.
 
     Fitting a GP evaluates the kernel on the same training inputs at every optimizer step
-    and for every objective; a kernel without hyperparameters need not recompute it. A key
-    is the inputs' storage, version counter, shape and stride, and the entry holds the
-    inputs, so their memory cannot be reused while it lives and any in-place change bumps
-    the version. Callers get a copy of the cached matrix.
+    and for every objective, and a posterior of a list of GPs evaluates it on the same
+    training + test inputs once per objective (each in a new tensor); a kernel without
+    hyperparameters need not recompute it. A key is the inputs' shape, dtype, device and a
+    fixed projection of their values; a hit is then checked against copies of the inputs
+    the entry keeps, so it is never wrong, only a miss when in doubt. Callers get a copy of
+    the cached matrix.
     """
 
-    def __init__(self, entries: int = 2, min_size: int = 250_000) -> None:
+    def __init__(self, entries: int = 3, min_size: int = 250_000) -> None:
         self.entries, self.min_size = entries, min_size
         self._items: list[tuple[tuple, Tensor, Tensor, Tensor]] = []
         self._lock = threading.Lock()
 
     @staticmethod
     def _key(x: Tensor) -> tuple:
-        return (x.data_ptr(), x._version, tuple(x.shape), x.stride(), x.dtype, str(x.device))
+        weights = torch.linspace(1.0, 2.0, x.shape[-1], dtype=torch.float64, device=x.device)
+        return (tuple(x.shape), x.dtype, str(x.device), float((x.to(torch.float64) @ weights).sum()))
 
     def __call__(self, x1: Tensor, x2: Tensor, counts: Counts | None = None) -> Tensor:
         if x1.dim() != 2 or x2.dim() != 2 or x1.shape[0] * x2.shape[0] < self.min_size:
             return minmax_similarity(x1, x2, counts=counts)
         key = (self._key(x1), self._key(x2), counts)
         with self._lock:
-            for i, (k, _, _, value) in enumerate(self._items):
-                if k == key:
+            for i, (k, kept1, kept2, value) in enumerate(self._items):
+                if k == key and torch.equal(kept1, x1) and torch.equal(kept2, x2):
                     self._items.append(self._items.pop(i))
                     return value.clone()
         value = minmax_similarity(x1, x2, counts=counts)
         with self._lock:
-            self._items = [*self._items, (key, x1, x2, value)][-self.entries :]
+            kept1 = x1.detach().clone()
+            kept2 = kept1 if x2 is x1 else x2.detach().clone()
+            self._items = [*self._items, (key, kept1, kept2, value)][-self.entries :]
         return value.clone()
 
 
