@@ -11,7 +11,7 @@ from PIL.Image import Image
 from rdkit import Chem
 from rdkit.Chem import Draw
 
-from paretolab.data.dataset import raw_values
+from paretolab.data.dataset import raw_values, valid_observations
 from paretolab.data.objectives import Objective, to_max_space
 from paretolab.data.pareto import pareto_mask
 
@@ -22,12 +22,14 @@ MAX_GRID_MOLECULES = 48
 
 
 def pareto_figure(observations: pd.DataFrame, objectives: Sequence[Objective], title: str) -> Figure:
-    """Scatter of every valid measurement (raw units, coloured by round), front highlighted.
+    """Scatter of every measured candidate's current value (raw units, coloured by round;
+    replicates averaged, replaced values left out), front highlighted: the points of
+    :func:`~paretolab.data.dataset.pareto_rows`.
 
     Two objectives give one panel; more give one panel per pair (at most three). Built
     without pyplot, so it is safe off the main thread and needs no explicit close.
     """
-    valid = observations[observations["valid"]]
+    valid = valid_observations(observations)
     names = [o.name for o in objectives]
     raw = raw_values(valid, objectives)
     front = pareto_mask(to_max_space(raw, objectives)).numpy()

@@ -127,3 +127,16 @@ def test_a_store_written_before_replicates_opens_and_takes_them(tmp_path):
     campaign.tell(pd.DataFrame({"candidate": ["3,3"], "a": [3.0], "b": [6.0]}), replicates=True)
     shown = campaign.measurements().set_index("candidate")
     assert shown.loc["3,3", "replicates"] == 2 and shown.loc["3,3", "a"] == pytest.approx(2.0)
+
+
+def test_the_pareto_figure_draws_each_candidate_once_at_its_replicate_mean(tmp_path):
+    from paretolab.flows.plots import pareto_figure
+
+    campaign = _campaign(tmp_path / "c")
+    campaign.tell(_table(), replicates=True)
+    with CampaignStore.open(tmp_path / "c", lock=False) as store:
+        observations = store.read("observations")
+    figure = pareto_figure(observations, OBJECTIVES, "replicates")
+    points = figure.axes[0].collections[0].get_offsets()
+    assert len(points) == 8  # 11 rows, 8 candidates
+    assert [1.0, 2.0] in points.tolist()  # 3,3 at the mean of its four replicates
