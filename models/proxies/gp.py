@@ -138,8 +138,7 @@ def _fit(
 ) -> ModelListGP:
     model = build_gp(X, Y, kernel, vocab_size, Yvar)
     with exact_gp():
-        # the spectral fit needs one noise level; known per-point noise takes the general fit
-        if kernel in ("minmax", "kmer") and Yvar is None:
+        if kernel in ("minmax", "kmer"):  # learned or known noise alike
             fit_scaled_fixed_kernel(model)
         else:
             fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))

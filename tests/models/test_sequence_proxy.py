@@ -67,3 +67,33 @@ def test_the_kmer_kernel_needs_the_alphabet_size():
             rng=torch.Generator(),
             kernel="kmer",
         )
+
+
+def test_the_spectral_fit_with_known_noise_matches_gpytorchs_exact_likelihood():
+    from botorch.fit import fit_gpytorch_mll
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from paretolab.models.proxies.gp import build_gp, exact_gp
+    from paretolab.models.proxies.spectral import SpectralNegativeMLL, fit_scaled_fixed_kernel
+
+    space = SequenceSpace("ACDEVW", 16, 16)
+    xs = list(dict.fromkeys(space.sample(120, torch.Generator().manual_seed(2))))[:80]
+    X = space.featurize(xs)
+    y = NGramOracle(space, motifs=["AV"], max_score=4)(xs).values
+    Yvar = torch.linspace(0.001, 0.02, len(xs), dtype=torch.double)[:, None]  # known, unequal noise
+    fast, reference = build_gp(X, y, "kmer", 6, Yvar), build_gp(X, y, "kmer", 6, Yvar)
+    with exact_gp():
+        fit_scaled_fixed_kernel(fast)
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(reference.models[0].likelihood, reference.models[0]))
+    values = []
+    for model in (fast, reference):
+        gp = model.models[0].train()
+        with exact_gp():
+            exact = ExactMarginalLogLikelihood(gp.likelihood, gp)(gp(*gp.train_inputs), gp.train_targets)
+            base = gp.covar_module.base_kernel(X).to_dense()
+        w = gp.likelihood.noise.detach().rsqrt()
+        eigenvalues, eigenvectors = torch.linalg.eigh(w[:, None] * base * w[None, :])
+        spectral = -SpectralNegativeMLL(gp, eigenvalues, eigenvectors, w)()
+        assert spectral.item() == pytest.approx(exact.item(), abs=1e-8)
+        values.append(exact.item())
+    assert values[0] == pytest.approx(values[1], abs=1e-5)
