@@ -134,14 +134,15 @@ def dataset_from_observations(
     objectives: Sequence[Objective],
     device: torch.device | None = None,
 ) -> Dataset:
-    """Valid observations as a :class:`Dataset` (the latest value wins for a candidate), and
-    the candidates whose latest measurement failed."""
-    valid = valid_observations(observations)
+    """Valid observations as a :class:`Dataset` (each candidate's current value: its latest,
+    or the mean of its replicates), and the candidates whose latest measurement failed."""
+    latest = latest_observations(observations)
+    ok = latest["valid"].astype(bool)
+    valid = latest[ok]
     raw = raw_values(valid, objectives)
     candidates = valid["candidate"].tolist()
     X = space.featurize(candidates).to(device) if candidates else torch.empty(0, 0, dtype=torch.double)
-    latest = latest_observations(observations)
-    failed = tuple(latest.loc[~latest["valid"].astype(bool), "candidate"])
+    failed = tuple(latest.loc[~ok, "candidate"])
     X_failed = space.featurize(list(failed)).to(device) if failed else None
     noise = replicate_noise(observations, objectives)
     Yvar = None
