@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from paretolab.data.strict import Strict
 from paretolab.models.acquisition import AcquisitionConfig
+from paretolab.models.generators.diffusion.config import DiffusionGeneratorConfig
 from paretolab.models.generators.genetic import GeneticGeneratorConfig
 from paretolab.models.generators.gflownet.config import (
     MOGFNGeneratorConfig,
@@ -28,6 +29,7 @@ __all__ = [
     "AcquisitionConfig",
     "CampaignConfig",
     "ConfigError",
+    "DiffusionGeneratorConfig",
     "GeneticGeneratorConfig",
     "FingerprintConfig",
     "GridSpaceConfig",
@@ -171,7 +173,11 @@ class LabConfig(Strict):
 
 
 GeneratorConfig = Annotated[
-    RandomGeneratorConfig | GeneticGeneratorConfig | MOGFNGeneratorConfig | OPGFNGeneratorConfig,
+    RandomGeneratorConfig
+    | GeneticGeneratorConfig
+    | MOGFNGeneratorConfig
+    | OPGFNGeneratorConfig
+    | DiffusionGeneratorConfig,
     Field(discriminator="kind"),
 ]
 

@@ -14,6 +14,7 @@ from paretolab.data.spaces import GridSpace, MoleculeSpace, SearchSpace, Sequenc
 from paretolab.flows.config import (
     CampaignConfig,
     ConfigError,
+    DiffusionGeneratorConfig,
     GeneratorConfig,
     GeneticGeneratorConfig,
     GridSpaceConfig,
@@ -25,6 +26,7 @@ from paretolab.flows.config import (
 )
 from paretolab.flows.runtime import pick_device
 from paretolab.models.generators.base import Generator
+from paretolab.models.generators.diffusion import DiffusionGenerator
 from paretolab.models.generators.genetic import GeneticGenerator
 from paretolab.models.generators.gflownet import MOGFNGenerator, OPGFNGenerator
 from paretolab.models.generators.random import RandomGenerator
@@ -135,6 +137,21 @@ def build_generator(
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"generators: {config.kind}: {exc}") from None
+    if isinstance(config, DiffusionGeneratorConfig):
+        try:
+            return DiffusionGenerator(
+                space,
+                num_objectives,
+                config,
+                steps_per_round=config.steps_per_round,
+                warm_start_steps=config.warm_start_steps,
+                train_seconds=config.train_seconds,
+                kappa=config.kappa,
+                seed=seed,
+                device=device,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"generators: diffusion: {exc}") from None
     if isinstance(config, RandomGeneratorConfig):
         return RandomGenerator(space)
     if isinstance(config, GeneticGeneratorConfig):

@@ -259,8 +259,11 @@ def propose(
     if len(stored):
         raw = stored["candidate"].tolist()
         canonical = [c if isinstance(c, str) else None for c in stored["canonical"]]
+        sampled: dict[str, float] = {}  # the sampler's own metrics died with the crashed process
     else:
+        generator.proposal_metrics = {}
         raw = generator.propose(n, round_rng(setup.config.seed, round_, f"propose-{generator.name}"))
+        sampled = dict(generator.proposal_metrics)
         checks = [setup.space.check(x) for x in raw]
         canonical = [c.canonical for c in checks]
         crash_point("step.propose")  # sampled, not recorded
@@ -277,7 +280,7 @@ def propose(
             ),
         )
     valid = [c for c in canonical if c is not None]
-    metrics = {
+    metrics = sampled | {
         "n": float(len(raw)),
         "valid_fraction": len(valid) / len(raw) if raw else 0.0,
         "unique_fraction": len(set(valid)) / len(raw) if raw else 0.0,

@@ -29,6 +29,8 @@ class Generator(ABC):
         """Per-step training curves of the last ``update`` (empty if it does not train)."""
         self.trained_round: int | None = None
         """The campaign round whose reward the current state was trained on."""
+        self.proposal_metrics: dict[str, float] = {}
+        """Metrics of the last ``propose`` (e.g. a guided sampler's acceptance rate)."""
 
     def update(self, reward: ProxyReward, dataset: Dataset, rng: torch.Generator) -> dict[str, float]:
         """Refresh against ``reward`` and ``dataset``; returns training metrics.
@@ -49,4 +51,5 @@ class Generator(ABC):
 
     @abstractmethod
     def propose(self, n: int, rng: torch.Generator) -> list[str]:
-        """``n`` candidates (canonical strings; duplicates allowed)."""
+        """Up to ``n`` candidates (canonical strings; duplicates allowed); fewer only when
+        the generator filters its own samples (guided diffusion keeps improving edits)."""
