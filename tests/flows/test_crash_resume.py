@@ -55,6 +55,8 @@ SYNC_KILLS = [
     "store.appended.training:1",
     "step.propose:1",  # pool sampled, not recorded
     "store.appended.proposals:1",  # between two generators' proposals
+    "diffusion.trained:1",  # the diffusion generator trained, seeds and guidance not set
+    "diffusion.guided:1",  # guided edits made, not returned
     "step.build_pool:1",
     "step.select:1",  # batch chosen, not recorded
 ]
@@ -205,6 +207,16 @@ def test_sync_campaign_survives_kills_at_every_step(runner, tmp_path):
                 "hidden": 16,
             },
             {"kind": "genetic", "pool_size": 32},
+            {
+                "kind": "diffusion",
+                "pool_size": 32,
+                "steps_per_round": 4,
+                "warm_start_steps": 4,
+                "hidden": 16,
+                "heads": 2,
+                "ensemble": 2,
+                "guidance_steps": 3,
+            },
         ],
     }
     baseline = Campaign(runner, write_config(tmp_path / "config.yaml", **overrides), tmp_path / "baseline")
