@@ -288,3 +288,17 @@ def test_hypervolume_guidance_is_the_improvement_over_the_front():
     y = points[:1].clone().requires_grad_(True)
     (g,) = torch.autograd.grad(guidance(y[None]).sum(), y)
     assert (g > 0).all()  # more of either objective adds hypervolume
+
+
+def test_ehvi_guidance_proposes_edits_that_the_heads_expect_to_add_hypervolume():
+    space, dataset, reward = _ngram_task(2, 48)
+    generator = DiffusionGenerator(
+        space, 3, DiffusionSettings(**SMALL, guidance="ehvi"), steps_per_round=20, warm_start_steps=20
+    )
+    generator.update(reward, dataset, torch.Generator().manual_seed(0))
+    assert isinstance(generator._guidance, HypervolumeGuidance)
+    proposals = generator.propose(64, torch.Generator().manual_seed(1))
+    assert proposals and generator.proposal_metrics["guidance_acceptance"] > 0
+    rows = generator.codes.from_space(space.encode(proposals))
+    seeds = generator.codes.from_space(space.encode(dataset.candidates))
+    assert ((rows[:, None, :] != seeds[None]).sum(-1).min(1).values <= 4).all()

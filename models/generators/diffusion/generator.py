@@ -258,7 +258,7 @@ class DiffusionGenerator(Generator):
         s = self.settings
         if s.guidance == "scalarized" or len(dataset) == 0:
             return ScalarizedGuidance(self.num_objectives, s.alpha)
-        Y = dataset.Y.float().cpu()
+        Y, mean, std = dataset.Y.float().cpu(), mean.cpu(), std.cpu()
         front = ((Y - mean) / std)[pareto_rank(Y) == 0]
         ref = (failure_floor(Y) - mean) / std
         return HypervolumeGuidance(front, ref)
