@@ -122,7 +122,8 @@ class Campaign:
     Make one with :meth:`create`, :meth:`from_yaml` or :meth:`open`. :meth:`ask` proposes
     the next batch; :meth:`tell` records measurements (of asked candidates or any others);
     :meth:`pending`, :meth:`measurements`, :meth:`pareto_front`, :meth:`history` and
-    :meth:`hypervolume` read the campaign. The state is the campaign directory, which
+    :meth:`hypervolume` read the campaign; :meth:`infill` fills in positions of candidates
+    with a diffusion generator's latest state. The state is the campaign directory, which
     ``paretolab status``, ``paretolab submit`` and ``paretolab run DIR`` read too.
     """
 
@@ -409,6 +410,43 @@ class Campaign:
         if self._prepared.setup.config_ref_point is not None:
             return hypervolume(Y, self._prepared.setup.config_ref_point)
         return hypervolume(Y, infer_ref_point(Y)) if len(Y) else 0.0
+
+    def infill(
+        self,
+        candidates: Sequence[str],
+        positions: Sequence[Sequence[int]],
+        *,
+        guided: bool = True,
+        seed: int | None = None,
+    ) -> list[str]:
+        """Fill in the given 0-based token ``positions`` of each candidate with the
+        campaign's ``diffusion`` generator as its latest round trained it: the positions
+        are masked and decoded again, steered by the value heads (``guided``) or by the
+        denoiser alone. Tokens are letters for sequences and the SELFIES tokens of the
+        canonical SMILES for molecules; every other position keeps its token. Nothing is
+        recorded; the result is reproducible from ``seed`` (default: the campaign's)."""
+        setup = self._prepared.setup
+        generator = next((g for g in setup.generators if g.name == "diffusion"), None)
+        if generator is None:
+            raise ValueError("infill needs a generator of kind diffusion in the campaign's generators")
+        canonical = setup.space.canonicalize(list(candidates))
+        bad = [
+            f"{x!r} ({setup.space.check(x).reason})"
+            for x, c in zip(candidates, canonical, strict=True)
+            if not c
+        ]
+        if bad:
+            raise ValueError(f"not members of the space: {', '.join(bad[:5])}")
+        with CampaignStore.open(self.directory, lock=False) as store:
+            trained = steps.load_latest_state(store, generator)
+        if trained is None or trained < 0:
+            raise NotEnoughDataError(
+                f"{self.directory}: the diffusion generator has not trained yet; ask a model-based batch"
+            )
+        rng = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
+        return generator.infill(
+            [c for c in canonical if c is not None], [list(p) for p in positions], rng, guided=guided
+        )
 
     # -- internals ---------------------------------------------------------------------
     def _require_outside_results(self, method: str) -> None:

@@ -228,6 +228,17 @@ def update_generator(
     return metrics
 
 
+def load_latest_state(store: CampaignStore, generator: Generator) -> int | None:
+    """Load the latest stored state of ``generator`` (its last trained round's; -1: the
+    untrained state); ``None`` when nothing is stored. The next update reloads its own."""
+    checkpoint = store.load_checkpoint(generator.name, 2**31)
+    if checkpoint is None:
+        return None
+    generator.load_state_dict(_state_from_bytes(*checkpoint[1:]))
+    generator.trained_round = None
+    return checkpoint[0]
+
+
 def _state_to_bytes(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)

@@ -124,3 +124,21 @@ def test_a_diffusion_campaign_asks_and_tells_the_same_batches_for_the_same_seed(
         asked.append(batches)
     for mine, theirs in zip(asked[0], asked[1], strict=True):
         pd.testing.assert_frame_equal(mine, theirs)
+
+    # infilling with the trained generator of a reopened campaign: only the given positions change
+    reopened = pl.Campaign.open(tmp_path / "a")
+    measured = reopened.measurements()["candidate"].tolist()[:3]
+    where = [[0, 1], [2], [1, 3]]
+    for guided in (True, False):
+        filled = reopened.infill(measured, where, guided=guided)
+        assert filled == reopened.infill(measured, where, guided=guided)  # reproducible
+        if space == "sequence":
+            for before, after, positions in zip(measured, filled, where, strict=True):
+                assert all(
+                    a == b for i, (a, b) in enumerate(zip(before, after, strict=True)) if i not in positions
+                )
+        else:  # SELFIES positions of the canonical SMILES; no position: the same molecule back
+            assert len(filled) == 3 and all(isinstance(f, str) and f for f in filled)
+            assert reopened.infill(measured, [[], [], []], guided=guided) == measured
+    with pytest.raises(ValueError, match="not members of the space"):
+        reopened.infill(["not a candidate!"], [[0]])
