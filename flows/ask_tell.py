@@ -285,7 +285,10 @@ class Campaign:
                 else:
                     steps.choose_batch(store, setup, round_, size, self._device)
                 if (store.read("batches")["round"] == round_).any():
-                    submit_request(store, setup.oracle, round_, store.root / config.lab.request_dir)
+                    lab = config.lab
+                    submit_request(
+                        store, setup.oracle, round_, store.root / lab.request_dir, store.root / lab.inbox_dir
+                    )
                 return self._candidates(store, rounds={round_})
         finally:
             torch.set_num_threads(threads)
@@ -461,9 +464,9 @@ class Campaign:
     def _resend(self, store: CampaignStore) -> None:
         """Send the requests of batches a crash cut off before they were sent (each request
         is sent once: :func:`paretolab.flows.lab.submit_request` is idempotent)."""
-        folder = store.root / self.config.lab.request_dir
+        folder, inbox = store.root / self.config.lab.request_dir, store.root / self.config.lab.inbox_dir
         for round_ in sorted(set(store.read("batches")["round"].tolist())):
-            submit_request(store, self._prepared.setup.oracle, int(round_), folder)
+            submit_request(store, self._prepared.setup.oracle, int(round_), folder, inbox)
 
     def _ids(self, store: CampaignStore) -> dict[tuple[int, str], str]:
         """The candidate id of every selected candidate, by (round, candidate)."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePath
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from paretolab.data.strict import Strict
 from paretolab.models.acquisition import AcquisitionConfig
@@ -171,6 +172,20 @@ class LabConfig(Strict):
         "None waits for all",
     )
 
+    @field_validator("request_dir", "inbox_dir")
+    @classmethod
+    def _inside_the_campaign(cls, value: str) -> str:
+        """A lab folder is a subfolder of the campaign directory: never an absolute path, the
+        campaign directory itself, or a path through ``..`` (files there would be moved or
+        written outside the campaign)."""
+        path = PurePath(value)
+        if path.is_absolute() or ".." in path.parts or os.path.normpath(value) in (".", ""):
+            raise ValueError(
+                f"{value!r} is not a folder inside the campaign directory; give a relative path "
+                "without '..', e.g. lab/inbox"
+            )
+        return value
+
 
 GeneratorConfig = Annotated[
     RandomGeneratorConfig
@@ -196,15 +211,15 @@ class RuntimeConfig(Strict):
 class TrackingConfig(Strict):
     """MLflow tracking; ``MLFLOW_TRACKING_URI`` overrides ``tracking_uri``."""
 
-    experiment: str = "paretolab"
+    experiment: str = Field("paretolab", min_length=1, description="MLflow experiment")
     tracking_uri: str | None = None
 
 
 class CampaignConfig(Strict):
     """A whole campaign. See README 'Campaign config' for every field."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
-    seed: int = 0
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0, description="seed of every random draw")
     space: SpaceConfig
     oracle: OracleConfig
     ref_point: list[float] | None = Field(

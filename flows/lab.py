@@ -39,13 +39,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def submit_request(store: CampaignStore, oracle: LabOracle, round_: int, folder: Path) -> bool:
+def submit_request(
+    store: CampaignStore, oracle: LabOracle, round_: int, folder: Path, inbox: Path | None = None
+) -> bool:
     """Send round ``round_``'s unmeasured candidates to the lab, once.
 
     The request is recorded before it is sent, and the submission after; a crash between
     makes the next run call the oracle's idempotent ``submit`` again, which sends nothing
-    twice. Returns True if a request was sent now.
+    twice. The ``inbox`` folder, where results files are dropped, is created with the
+    request, so the folder users are told to use exists. Returns True if a request was
+    sent now.
     """
+    if inbox is not None:
+        inbox.mkdir(parents=True, exist_ok=True)
     events = store.read("lab_events")
     if ((events["round"] == round_) & (events["event"] == "submitted")).any():
         return False
@@ -121,7 +127,7 @@ def evaluate_lab(store: CampaignStore, oracle: LabOracle, round_: int, lab: Any)
     results (``lab.continue_after_hours`` passed, at least one arrived and the campaign has
     the two valid measurements the next round's proxy needs) or waits."""
     ingest_inbox(store, store.root / lab.inbox_dir)
-    sent = submit_request(store, oracle, round_, store.root / lab.request_dir)
+    sent = submit_request(store, oracle, round_, store.root / lab.request_dir, store.root / lab.inbox_dir)
     progress = lab_progress(store, round_)
     metrics = {
         "n_sent": float(progress.requested if sent else 0),

@@ -653,3 +653,11 @@ def test_sampled_hvi_selection_asks_a_batch_that_raises_the_hypervolume(tmp_path
         campaign.tell(measured(batch))
     history = campaign.history()["hypervolume"].tolist()
     assert len(history) == 3 and history[-1] > history[0]
+
+
+def test_the_inbox_that_users_are_told_to_use_exists_once_a_request_is_written(tmp_path):
+    campaign = _campaign(tmp_path / "inbox")
+    inbox = campaign.directory / campaign.config.lab.inbox_dir
+    assert not inbox.exists()
+    campaign.ask()
+    assert (campaign.directory / campaign.config.lab.request_dir).is_dir() and inbox.is_dir()

@@ -218,3 +218,35 @@ def test_an_unquoted_yaml_off_switches_the_feasibility_model_off(tmp_path):
     )
     assert load_config(path).proxy.feasibility == "off"
     assert load_config(write_config(tmp_path / "d.yaml")).identity_hash() != load_config(path).identity_hash()
+
+
+CONFINEMENT_AND_LIMITS = [  # each passed validation before and failed (or escaped) later
+    (
+        {"lab": {"inbox_dir": "/tmp/someone_elses_folder"}},
+        "lab.inbox_dir: Value error, '/tmp/someone_elses_folder' is",
+    ),
+    ({"lab": {"request_dir": "../outside"}}, "lab.request_dir: Value error, '../outside' is"),
+    ({"lab": {"request_dir": "lab/../../outside"}}, "lab.request_dir: Value error, 'lab/../../outside' is"),
+    ({"lab": {"inbox_dir": "."}}, "lab.inbox_dir: Value error, '.' is"),
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+    ({"tracking": {"experiment": ""}}, "tracking.experiment: String should have at least 1 character"),
+    ({"name": "n" * 300}, "name: String should have at most 100 characters"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CONFINEMENT_AND_LIMITS)
+def test_lab_folders_stay_inside_the_campaign_and_limits_are_checked_before_anything_is_written(
+    tmp_path, monkeypatch, overrides, message
+):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "c.yaml", **overrides)
+    result = runner.invoke(app, ["run", str(path), "--dir", str(tmp_path / "campaign")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    assert not (tmp_path.parent / "outside").exists()
+
+
+def test_lab_folders_inside_the_campaign_are_accepted(tmp_path):
+    path = write_config(tmp_path / "c.yaml", lab={"inbox_dir": "results/in", "request_dir": "./out/requests"})
+    assert load_config(path).lab.inbox_dir == "results/in"
