@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from paretolab.data.objectives import Objective
 from paretolab.data.spaces import Check
@@ -126,6 +127,13 @@ def request_frame(
     return frame
 
 
+def _refuse_repeated_columns(path: Path, header: list[str]) -> None:
+    """A results file naming a column twice is ambiguous: refuse it, naming the column."""
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ResultsError(str(path), [f"column {c!r}: appears more than once" for c in twice])
+
+
 def read_results_file(path: Path) -> pd.DataFrame:
     """A results file (``.csv`` or ``.parquet``) as a table of strings; ResultsError if unreadable."""
     path = Path(path)
@@ -133,14 +141,12 @@ def read_results_file(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             with path.open(newline="", encoding="utf-8-sig") as fh:
-                header = [c.strip() for c in next(csv.reader(fh), [])]
-            twice = sorted({c for c in header if header.count(c) > 1})
-            if twice:
-                raise ResultsError(str(path), [f"column {c!r}: appears more than once" for c in twice])
+                _refuse_repeated_columns(path, [c.strip() for c in next(csv.reader(fh), [])])
             frame = pd.read_csv(
                 path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
             )
         elif suffix == ".parquet":
+            _refuse_repeated_columns(path, [str(c).strip() for c in pq.read_schema(path).names])
             frame = pd.read_parquet(path)
             frame = frame.astype(object).where(frame.notna(), "").astype(str)
         else:

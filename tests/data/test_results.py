@@ -322,6 +322,18 @@ def test_a_column_given_twice_is_refused(tmp_path):
     assert error.problems == ["column 'branin [mm]': appears more than once"]
 
 
+def test_a_column_given_twice_in_parquet_is_refused_by_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [[R0[0]], ["1,2"], [0], [1.0], [2.0], [3.0]]
+    names = [ID_COLUMN, "candidate", "round", "branin [mm]", "currin [s]", "branin [mm]"]
+    pq.write_table(pa.table([pa.array(c) for c in columns], names=names), tmp_path / "r.parquet")
+    with pytest.raises(ResultsError) as info:
+        read_results_file(tmp_path / "r.parquet")
+    assert info.value.problems == ["column 'branin [mm]': appears more than once"]
+
+
 @pytest.mark.parametrize("text", ["1_000", "١٢", "0x10", "1,5", "--1"])
 def test_only_plain_decimal_numbers_are_numbers(tmp_path, text):
     error = _rejected(_write(tmp_path / "r.csv", [_row(branin=text)]))
