@@ -25,13 +25,16 @@ from paretolab.data.spaces import Check
 __all__ = [
     "ID_COLUMN",
     "FAILURE_COLUMN",
+    "FORMULA_STARTS",
     "REPLICATE_COLUMN",
     "ExpectedResults",
     "ResultsError",
     "ValidatedResults",
     "candidate_id",
+    "neutralize_formula",
     "read_results_file",
     "request_frame",
+    "restore_formula",
     "validate_results",
 ]
 
@@ -127,6 +130,22 @@ def request_frame(
     return frame
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")."""
+
+
+def neutralize_formula(cell: str) -> str:
+    """A text cell safe to open in a spreadsheet: one starting like a formula, or with a
+    quote, gets a leading ``'`` (shown as text, not run); :func:`restore_formula` undoes it."""
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def restore_formula(cell: str) -> str:
+    """The cell :func:`neutralize_formula` was given (a spreadsheet that drops the quote
+    on export gives it back as well)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")) else cell
+
+
 def _refuse_repeated_columns(path: Path, header: list[str]) -> None:
     """A results file naming a column twice is ambiguous: refuse it, naming the column."""
     twice = sorted({c for c in header if header.count(c) > 1})
@@ -144,7 +163,7 @@ def read_results_file(path: Path) -> pd.DataFrame:
                 _refuse_repeated_columns(path, [c.strip() for c in next(csv.reader(fh), [])])
             frame = pd.read_csv(
                 path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
-            )
+            ).map(restore_formula)
         elif suffix == ".parquet":
             _refuse_repeated_columns(path, [str(c).strip() for c in pq.read_schema(path).names])
             frame = pd.read_parquet(path)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from paretolab.data.faults import crash_point
 from paretolab.data.objectives import Objective, parse_objectives
-from paretolab.data.results import request_frame
+from paretolab.data.results import neutralize_formula, request_frame
 from paretolab.data.spaces import SearchSpace
 from paretolab.data.store import atomic_write
 from paretolab.oracles.base import Oracle, OracleError
@@ -86,7 +86,7 @@ class LabOracle(Oracle):
         table = request.table(self.objectives)
         atomic_write(parquet_path, lambda fh: table.to_parquet(fh, index=False))
         crash_point("lab.mid_submit")
-        text = io.StringIO()
-        table.to_csv(text, index=False)
+        text = io.StringIO()  # for spreadsheets: no text cell may run as a formula
+        table.map(lambda v: neutralize_formula(v) if isinstance(v, str) else v).to_csv(text, index=False)
         atomic_write(csv_path, lambda fh: fh.write(text.getvalue().encode()))
         return True

@@ -338,3 +338,23 @@ def test_a_column_given_twice_in_parquet_is_refused_by_name(tmp_path):
 def test_only_plain_decimal_numbers_are_numbers(tmp_path, text):
     error = _rejected(_write(tmp_path / "r.csv", [_row(branin=text)]))
     assert error.problems == [f"row 2: column 'branin [mm]': {text!r} is not a number"]
+
+
+def test_request_csvs_neutralize_spreadsheet_formulas_and_read_back_unchanged(tmp_path):
+    from paretolab.data.spaces import SequenceSpace
+    from paretolab.oracles.lab import LabOracle, LabRequest
+
+    oracle = LabOracle(SequenceSpace("-=+@AB'", 1, 6), [{"name": "kd", "direction": "min", "unit": "nM"}])
+    candidates = ["-AB", "=1+2", "+A", "@B", "'=A", "'A", "AB-"]
+    request = LabRequest("round0-lab", "c1", 0, list(range(len(candidates))), candidates)
+    assert oracle.submit(request, tmp_path)
+    csv_path, _ = oracle.request_files(request, tmp_path)
+    cells = [row[1] for row in csv.reader(csv_path.read_text().splitlines())][1:]
+    assert cells == ["'-AB", "'=1+2", "'+A", "'@B", "''=A", "''A", "AB-"]  # none starts a formula
+    assert read_results_file(csv_path)["candidate"].tolist() == candidates
+    # a spreadsheet that drops the quotes on export gives the same candidates
+    exported = tmp_path / "exported.csv"
+    exported.write_text(
+        "\n".join(["candidate", *[c.lstrip("'") if c[:1] in "=+-@" else c for c in candidates]])
+    )
+    assert read_results_file(exported)["candidate"].tolist()[:4] == candidates[:4]
