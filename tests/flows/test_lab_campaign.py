@@ -200,7 +200,7 @@ def test_lab_campaign_requests_takes_results_and_continues(tmp_path, prefect_api
 
     # c + d. The rest, dropped into the inbox, is taken in by the next run, which closes
     # round 0 and sends round 1's request; round 0's request is not written again.
-    inbox.mkdir(parents=True)
+    assert inbox.is_dir()  # created with the first request
     scientist(request, inbox / "results.csv", rows=[2, 3])
     second = run_campaign(str(config), str(campaign))
     assert second["stopped_by"] == "awaiting lab results"
