@@ -330,19 +330,61 @@ def parse_config(data: Any, source: str) -> CampaignConfig:
         raise ConfigError(f"{source}: {_field_path(first['loc'])}: {first['msg']}{more}") from None
 
 
+MAX_CONFIG_VALUES = 100_000
+"""Most values a config may hold once its YAML aliases are expanded (a shipped one holds
+under 100): an "alias bomb" of a few lines would otherwise expand to billions."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives a key twice (YAML 1.2 forbids it;
+    PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(value: Any, sizes: dict[int, int]) -> int:
+    """How many values ``value`` holds with shared (aliased) parts counted each time they
+    appear, computed once per shared part."""
+    if not isinstance(value, dict | list):
+        return 1
+    if id(value) not in sizes:
+        children = value.values() if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(value)]
+
+
 def load_config(path: str | Path) -> CampaignConfig:
-    """Read and validate a campaign YAML file."""
+    """Read and validate a campaign YAML file (UTF-8; no key twice; at most
+    ``MAX_CONFIG_VALUES`` values once aliases are expanded)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds no objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if _expanded_size(data, {}) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"{path}: expands to more than {MAX_CONFIG_VALUES:,} values through YAML aliases; "
+            "a campaign config is far smaller"
+        )
     config = parse_config(data, str(path))
     config._base_dir = path.resolve().parent
     return config

@@ -250,3 +250,48 @@ def test_lab_folders_stay_inside_the_campaign_and_limits_are_checked_before_anyt
 def test_lab_folders_inside_the_campaign_are_accepted(tmp_path):
     path = write_config(tmp_path / "c.yaml", lab={"inbox_dir": "results/in", "request_dir": "./out/requests"})
     assert load_config(path).lab.inbox_dir == "results/in"
+
+
+def test_a_config_that_is_not_utf8_text_is_one_clear_error(tmp_path):
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_bytes(yaml.safe_dump(small_config()).encode("utf-16"))
+    noise = tmp_path / "noise.yaml"
+    noise.write_bytes(bytes(range(128, 256)) * 4)
+    for path in (utf16, noise):
+        with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte \d+\); save the config as UTF-8"):
+            load_config(path)
+    result = runner.invoke(app, ["run", str(noise), "--dir", str(tmp_path / "campaign")])
+    assert (
+        result.exit_code == 2 and "not UTF-8 text" in result.output and not (tmp_path / "campaign").exists()
+    )
+
+
+def test_a_key_given_twice_is_refused_naming_it_and_its_line(tmp_path):
+    text = yaml.safe_dump(small_config(), sort_keys=False).replace(
+        "batch_size: 3", "batch_size: 3\nbatch_size: 5"
+    )
+    (tmp_path / "twice.yaml").write_text(text)
+    line = text.splitlines().index("batch_size: 5") + 1
+    with pytest.raises(
+        ConfigError, match=rf"twice.yaml: line {line} invalid YAML \(key 'batch_size' given twice\)"
+    ):
+        load_config(tmp_path / "twice.yaml")
+    nested = yaml.safe_dump(small_config(), sort_keys=False).replace("dims: 2", "dims: 2\n  dims: 3")
+    (tmp_path / "nested.yaml").write_text(nested)
+    with pytest.raises(ConfigError, match="key 'dims' given twice"):
+        load_config(tmp_path / "nested.yaml")
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    bomb = yaml.safe_dump(small_config()) + "oracle:\n  name: branin_currin\n  params:\n"
+    bomb = bomb.replace("oracle:\n  name: branin_currin\n", "", 1)
+    bomb += "".join(f"    {line}\n" for line in levels)
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    with pytest.raises(ConfigError, match=r"bomb.yaml: expands to more than 100,000 values"):
+        load_config(tmp_path / "bomb.yaml")
+    anchors = yaml.safe_dump(small_config()) + "x-shared: &shared {kind: genetic, pool_size: 64}\n"
+    (tmp_path / "anchors.yaml").write_text(anchors)
+    with pytest.raises(ConfigError, match="x-shared: Extra inputs are not permitted"):  # small aliases load
+        load_config(tmp_path / "anchors.yaml")
