@@ -118,47 +118,51 @@ def build_generator(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> Generator:
-    """The Generator a generator config describes."""
+    """The Generator a generator config describes; a setting the generator refuses (e.g.
+    for this space) is a ConfigError naming the generator."""
+    try:
+        return _generator(config, space, num_objectives, seed, device)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"generators: {config.kind}: {exc}") from None
+
+
+def _generator(
+    config: GeneratorConfig, space: SearchSpace, num_objectives: int, seed: int, device: torch.device | str
+) -> Generator:
+    # a learned generator's config is its settings (it embeds them), plus the campaign's fields
     if isinstance(config, MOGFNGeneratorConfig | OPGFNGeneratorConfig):
         kind = MOGFNGenerator if isinstance(config, MOGFNGeneratorConfig) else OPGFNGenerator
-        try:
-            # the config is the trainer's settings (it embeds them), plus the campaign's fields
-            return kind(
-                space,
-                num_objectives,
-                config,
-                steps_per_round=config.steps_per_round,
-                train_seconds=config.train_seconds,
-                warm_start_steps=config.warm_start_steps,
-                kappa=config.kappa,
-                replay_measured=config.replay_measured,
-                seed=seed,
-                device=device,
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"generators: {config.kind}: {exc}") from None
+        return kind(
+            space,
+            num_objectives,
+            config,
+            steps_per_round=config.steps_per_round,
+            train_seconds=config.train_seconds,
+            warm_start_steps=config.warm_start_steps,
+            kappa=config.kappa,
+            replay_measured=config.replay_measured,
+            seed=seed,
+            device=device,
+        )
     if isinstance(config, DiffusionGeneratorConfig):
-        try:
-            return DiffusionGenerator(
-                space,
-                num_objectives,
-                config,
-                steps_per_round=config.steps_per_round,
-                warm_start_steps=config.warm_start_steps,
-                train_seconds=config.train_seconds,
-                kappa=config.kappa,
-                seed=seed,
-                device=device,
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"generators: diffusion: {exc}") from None
+        return DiffusionGenerator(
+            space,
+            num_objectives,
+            config,
+            steps_per_round=config.steps_per_round,
+            warm_start_steps=config.warm_start_steps,
+            train_seconds=config.train_seconds,
+            kappa=config.kappa,
+            seed=seed,
+            device=device,
+        )
     if isinstance(config, RandomGeneratorConfig):
         return RandomGenerator(space)
     if isinstance(config, GeneticGeneratorConfig):
         return GeneticGenerator(
             space, mutation_rate=config.mutation_rate, crossover_rate=config.crossover_rate
         )
-    raise ConfigError(f"generators: unsupported generator config {config!r}")
+    raise TypeError(f"unsupported generator config {config!r}")
 
 
 def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:

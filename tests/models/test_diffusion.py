@@ -274,7 +274,6 @@ def test_hypervolume_guidance_is_the_improvement_over_the_front():
     front = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     guidance = HypervolumeGuidance(front, torch.tensor([-1.0, -1.0]), tie_break=0.0)
     points = torch.tensor([[1.5, 1.5], [0.5, 0.5], [3.0, -1.0]])
-    # (1.5, 1.5) adds the square above (1, 1) clipped by the other two: 0.5 * 0.5 * 3 cells
     from botorch.utils.multi_objective.hypervolume import Hypervolume
 
     hv = Hypervolume(torch.tensor([-1.0, -1.0]))

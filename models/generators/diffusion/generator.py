@@ -155,12 +155,13 @@ class DiffusionGenerator(Generator):
         self.history = history
         crash_point("diffusion.trained")  # trained, seeds and guidance not set
 
+        rank = pareto_rank(dataset.Y.cpu())
         if len(dataset):  # the best measured candidates, by Pareto rank (ties: measured order)
-            best = pareto_rank(dataset.Y.cpu()).argsort(stable=True)[: s.num_seeds]
+            best = rank.argsort(stable=True)[: s.num_seeds]
             self._seeds = self._rows([dataset.candidates[i] for i in best.tolist()])
         else:
             self._seeds = known[: s.num_seeds]
-        self._guidance = self._make_guidance(dataset, mean, std)
+        self._guidance = self._make_guidance(dataset, rank, mean, std)
 
         done = len(history["loss"])
         tail = max(1, done // 10)
@@ -254,12 +255,13 @@ class DiffusionGenerator(Generator):
         ]
         return sum(rho) / len(rho) if rho else float("nan")
 
-    def _make_guidance(self, dataset: Dataset, mean: Tensor, std: Tensor) -> Guidance:
+    def _make_guidance(self, dataset: Dataset, rank: Tensor, mean: Tensor, std: Tensor) -> Guidance:
+        """This round's guidance; ``rank``: the measured candidates' Pareto ranks."""
         s = self.settings
         if s.guidance == "scalarized" or len(dataset) == 0:
             return ScalarizedGuidance(self.num_objectives, s.alpha)
         Y, mean, std = dataset.Y.float().cpu(), mean.cpu(), std.cpu()
-        front = ((Y - mean) / std)[pareto_rank(Y) == 0]
+        front = ((Y - mean) / std)[rank == 0]
         ref = (failure_floor(Y) - mean) / std
         return HypervolumeGuidance(front, ref)
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import numpy as np
 import torch
 from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
 from torch import Tensor
+
+from paretolab.models.generators.gflownet.conditioning import dirichlet_preferences
 
 __all__ = ["Guidance", "HypervolumeGuidance", "ScalarizedGuidance"]
 
@@ -55,9 +56,7 @@ class ScalarizedGuidance(Guidance):
         self.weights = torch.full((0, num_objectives), 1.0 / num_objectives)
 
     def draw(self, n: int, rng: torch.Generator) -> None:
-        seed = int(torch.randint(0, 2**62, (1,), generator=rng))
-        draws = np.random.default_rng(seed).dirichlet([self.alpha] * self.num_objectives, size=n)
-        self.weights = torch.from_numpy(draws).float()
+        self.weights = dirichlet_preferences(n, self.num_objectives, self.alpha, rng).float()
 
     def __call__(self, values: Tensor) -> Tensor:
         return (values.mean(0) * self.weights.to(values)).sum(-1)

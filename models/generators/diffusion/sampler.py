@@ -187,17 +187,17 @@ class GuidedSampler:
             todo = (~accepted).nonzero().squeeze(-1)
             if not len(todo):
                 break
-            sub = seeds[todo.to(seeds.device)]
+            here = todo.to(seeds.device)
+            sub = seeds[here]
             rule = guidance.repeat(todo)
             scores = self.saliency(sub, rule) if guided else torch.zeros(sub.shape, device=sub.device)
-            positions = self.choose_positions(scores, editable[todo.to(seeds.device)], max_edits, rng)
+            positions = self.choose_positions(scores, editable[here], max_edits, rng)
             edited = self.edit(sub, positions, rule, rng, guided)
-            changed = (edited != sub).any(-1)
-            better = (
-                changed & (self.objective(edited, rule) > base[todo.to(seeds.device)]) if guided else changed
-            )
+            better = (edited != sub).any(-1)
+            if guided:
+                better &= self.objective(edited, rule) > base[here]
+            rows[here[better]] = edited[better]
             better = better.cpu()
-            rows[todo[better].to(seeds.device)] = edited[better.to(seeds.device)]
             accepted[todo[better]] = True
             tried += len(todo)
         return EditResult(rows, accepted, tried)

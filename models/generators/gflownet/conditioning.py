@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Conditioning", "ConditionSampler", "simplex_grid", "thermometer"]
+__all__ = ["Conditioning", "ConditionSampler", "dirichlet_preferences", "simplex_grid", "thermometer"]
 
 
 def thermometer(values: Tensor, bins: int, low: float, high: float) -> Tensor:
@@ -32,6 +32,13 @@ def simplex_grid(m: int, bins: int) -> Tensor:
         return torch.ones(1, 1, dtype=torch.double)
     points = [(*rest, bins - sum(rest)) for rest in np.ndindex(*([bins + 1] * (m - 1))) if sum(rest) <= bins]
     return torch.tensor(points, dtype=torch.double) / bins
+
+
+def dirichlet_preferences(n: int, num_objectives: int, alpha: float, rng: torch.Generator) -> Tensor:
+    """``n`` preference vectors ``n x m`` (double) drawn from Dirichlet(alpha) on the simplex,
+    seeded from ``rng`` (torch has no seeded Dirichlet sampler)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng))
+    return torch.from_numpy(np.random.default_rng(seed).dirichlet([alpha] * num_objectives, size=n))
 
 
 @dataclass
@@ -85,9 +92,7 @@ class ConditionSampler:
 
     def sample(self, n: int, rng: torch.Generator) -> Conditioning:
         """``n`` conditionings: Dirichlet preferences and uniform (or fixed) beta."""
-        seed = int(torch.randint(0, 2**62, (1,), generator=rng))
-        dirichlet = np.random.default_rng(seed)
-        preferences = torch.from_numpy(dirichlet.dirichlet([self.alpha] * self.num_objectives, size=n))
+        preferences = dirichlet_preferences(n, self.num_objectives, self.alpha, rng)
         low, high = self.beta_range
         beta = low + (high - low) * torch.rand(n, generator=rng, dtype=torch.double)
         return Conditioning(preferences.float(), beta.float())
