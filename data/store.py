@@ -3,11 +3,16 @@
 Layout of a campaign directory::
 
     campaign.json                  meta: schema version, config hash, reference point, ...
-    campaign.lock                  held (flock) by the one process running the campaign
+                                   and the checksum of its identity fields
+    manifest.jsonl                 every part's size and SHA-256 (see ``data/integrity.py``)
+    campaign.lock                  a note naming the process that holds the campaign (the
+                                   lock itself is an flock on the directory)
     tables/<table>/<seq>.parquet   one immutable part per append; ``seq`` is global
 
 Every write goes to a temporary file, is fsynced and then renamed, so a part is either
 complete or absent. Parts are never rewritten; a round can be resumed from the store alone.
+Every open checks the store against its integrity record and refuses a damaged one,
+changing nothing in it.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import logging
 import os
 import re
+import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paretolab.data.faults import crash_point
+from paretolab.data.integrity import (
+    IDENTITY_FIELDS,
+    MANIFEST,
+    Manifest,
+    PartRecord,
+    changed_identity_fields,
+    identity_sha256,
+    sha256_hex,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -124,6 +141,15 @@ ADDED_COLUMNS: dict[str, dict[str, object]] = {
 }
 """Columns added after schema version 1, with the value rows written before them have."""
 
+logger = logging.getLogger(__name__)
+
+LOCK_NOTE = "campaign.lock"
+
+RESTORE_HINT = (
+    "the store was left untouched; restore the campaign directory from a backup "
+    "(README: Backups and damaged stores)"
+)
+
 _PART = re.compile(r"^(\d{8})\.parquet$")
 _CHECKPOINT = re.compile(r"^round_(\d+)\.pt$")
 _INITIAL_CHECKPOINT = "initial.pt"
@@ -145,9 +171,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> bytes:
     """Write ``path`` with ``write(fh)`` so that it is either complete or absent (temp,
-    fsync, rename, fsync of the folder)."""
+    fsync, rename, fsync of the folder); returns the bytes written."""
     buffer = io.BytesIO()
     write(buffer)
     data = buffer.getvalue()
@@ -162,6 +188,7 @@ def atomic_write(path: Path, write: Any) -> None:
     crash_point("store.before_rename")
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+    return data
 
 
 class CampaignStore:
@@ -177,6 +204,7 @@ class CampaignStore:
         self._merged: dict[str, pd.DataFrame] = {}
         self._next_seq = 0
         self._lock_fd: int | None = None
+        self._manifest = Manifest(self.root / MANIFEST)
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -197,43 +225,68 @@ class CampaignStore:
         for table in TABLES:
             (root / "tables" / table).mkdir(parents=True, exist_ok=True)
         store = cls(root)
+        store._meta = _checked_meta(store.meta_path, {"schema_version": SCHEMA_VERSION, **meta})
         store.lock()
-        store._meta = {"schema_version": SCHEMA_VERSION, **meta}
+        # the manifest first: a campaign.json that exists always has one beside it
+        atomic_write(store._manifest.path, lambda fh: None)
+        store._manifest.record_identity(store._meta)
         store._write_meta()
         return store
 
     @classmethod
     def open(cls, root: Path, *, lock: bool = True) -> CampaignStore:
-        """Open an existing campaign; ``lock=False`` opens it read-only."""
+        """Open an existing campaign, checked against its integrity record; ``lock=False``
+        opens it read-only."""
         root = Path(root)
         if not cls.exists(root):
             raise StoreError(f"{root} does not hold a campaign (no campaign.json)")
         store = cls(root)
         if lock:
             store.lock()
-        store._load()
+        try:
+            store._load()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def lock(self) -> None:
-        """Take the campaign's exclusive lock or fail at once; released on process exit."""
+        """Take the campaign's exclusive lock or fail at once; released on process exit.
+
+        The lock is an flock on the campaign directory itself, which no tidying-up can
+        remove while the campaign exists. ``campaign.lock`` is only a note saying who holds
+        it, deleted on a clean release; one left by a killed process means nothing.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "campaign.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise CampaignLockedError(
-                f"campaign {self.root} is in use by another process (pid {holder}); "
+                f"campaign {self.root} is in use by another process ({self._holder()}); "
                 "wait for it to finish or stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        note = (
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{datetime.now(UTC).isoformat(timespec='seconds')}\n"
+            "This note says which process holds the campaign. The lock itself is on the "
+            "campaign directory and ends with that process: deleting this file releases "
+            "nothing, and a note left behind by a killed process holds nothing.\n"
+        )
+        (self.root / LOCK_NOTE).write_text(note)
+
+    def _holder(self) -> str:
+        try:
+            return (self.root / LOCK_NOTE).read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return "its note campaign.lock is gone"
 
     def close(self) -> None:
         """Release the lock (the store stays readable)."""
         if self._lock_fd is not None:
+            (self.root / LOCK_NOTE).unlink(missing_ok=True)
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -250,12 +303,18 @@ class CampaignStore:
         return dict(self._meta)
 
     def update_meta(self, **values: Any) -> None:
-        """Set meta fields (atomically rewrites ``campaign.json``)."""
+        """Set meta fields (atomically rewrites ``campaign.json``). An identity field
+        (:data:`~paretolab.data.integrity.IDENTITY_FIELDS`) can be set once, never changed."""
         self._require_lock()
+        fixed = [k for k in values if k in IDENTITY_FIELDS and k in self._meta and self._meta[k] != values[k]]
+        if fixed:
+            raise StoreError(f"{self.meta_path}: {', '.join(fixed)} is fixed once set; refusing to change it")
         self._meta.update(values)
         self._write_meta()
+        self._manifest.record_identity(self._meta)
 
     def _write_meta(self) -> None:
+        self._meta["identity_sha256"] = identity_sha256(self._meta)
         text = json.dumps(self._meta, indent=2, sort_keys=True).encode()
         atomic_write(self.meta_path, lambda fh: fh.write(text))
         crash_point("store.meta_written")
@@ -309,7 +368,7 @@ class CampaignStore:
         return self._merged[table].copy(deep=False)
 
     def append(self, table: str, rows: pd.DataFrame) -> None:
-        """Append ``rows`` to ``table`` as one new immutable part."""
+        """Append ``rows`` to ``table`` as one new immutable part, recorded in the manifest."""
         self._require_lock()
         if table not in TABLES:
             raise KeyError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -322,7 +381,9 @@ class CampaignStore:
         rows = _typed(table, rows.reset_index(drop=True))
         path = self.root / "tables" / table / f"{self._next_seq:08d}.parquet"
         arrow = pa.Table.from_pandas(rows, preserve_index=False)
-        atomic_write(path, lambda fh: pq.write_table(arrow, fh))
+        data = atomic_write(path, lambda fh: pq.write_table(arrow, fh))
+        crash_point("store.part_renamed")  # in place, not yet in the manifest
+        self._manifest.record_part(PartRecord(self._next_seq, table, len(data), sha256_hex(data)))
         self._next_seq += 1
         self._parts[table].append(rows)
         self._merged.pop(table, None)
@@ -332,20 +393,95 @@ class CampaignStore:
         if self._lock_fd is None:
             raise StoreError(f"campaign {self.root} is open read-only; lock it to write")
 
+    # -- opening: checks -----------------------------------------------------------------
     def _load(self) -> None:
+        self._meta = self._read_meta()
+        files = self._part_files()
+        legacy = "identity_sha256" not in self._meta
+        if legacy:
+            parts = self._legacy_parts(files)
+        else:
+            self._check_identity()
+            parts = self._checked_parts(files)
+        frames: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+        records: list[PartRecord] = []
+        for seq in sorted(parts):
+            table, path = parts[seq]
+            expected = self._manifest.parts.get(seq)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise StoreError(f"{path}: unreadable store file ({exc.strerror}); {RESTORE_HINT}") from None
+            digest = sha256_hex(data)
+            if expected is not None and (len(data), digest) != (expected.size, expected.sha256):
+                raise StoreError(
+                    f"{path}: corrupted or truncated store file: its {len(data)} bytes do not match the "
+                    f"{expected.size} bytes and checksum {MANIFEST} recorded when it was written; "
+                    f"{RESTORE_HINT}"
+                )
+            try:
+                frame = pq.read_table(pa.BufferReader(data)).to_pandas()
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                raise StoreError(
+                    f"{path}: corrupted or truncated store file ({exc}); {RESTORE_HINT}"
+                ) from None
+            missing = set(TABLES[table]) - set(_with_added_columns(table, frame).columns)
+            if missing:
+                raise StoreError(f"{path}: lacks columns {sorted(missing)}; {RESTORE_HINT}")
+            frame = _with_added_columns(table, frame)
+            frames[table].append(_typed(table, frame))
+            if expected is None:
+                records.append(PartRecord(seq, table, len(data), digest))
+        self._parts = frames
+        self._merged = {}
+        self._next_seq = len(parts)
+        if self._lock_fd is not None:  # the writer completes the record
+            self._manifest.drop_torn_tail()
+            for record in records:
+                self._manifest.record_part(record)
+            if legacy:
+                self._write_meta()
+                logger.warning(
+                    "%s: recorded an integrity manifest for its %d existing store files",
+                    self.root,
+                    len(records),
+                )
+            self._manifest.record_identity(self._meta)
+
+    def _read_meta(self) -> dict[str, Any]:
         try:
-            self._meta = json.loads(self.meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{self.meta_path}: unreadable campaign meta ({exc})") from None
-        version = self._meta.get("schema_version")
-        if version != SCHEMA_VERSION:
+            meta = json.loads(self.meta_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.meta_path}: unreadable campaign meta ({exc}); {RESTORE_HINT}") from None
+        return _checked_meta(self.meta_path, meta)
+
+    def _check_identity(self) -> None:
+        manifest_path = self._manifest.path
+        if not manifest_path.is_file():
             raise StoreError(
-                f"{self.meta_path}: schema version {version}, this paretolab reads {SCHEMA_VERSION}"
+                f"{manifest_path}: missing: the store's integrity record is gone; {RESTORE_HINT}"
             )
+        try:
+            self._manifest = Manifest.read(manifest_path)
+        except ValueError as exc:
+            raise StoreError(f"{exc}; {RESTORE_HINT}") from None
+        if identity_sha256(self._meta) != self._meta["identity_sha256"]:
+            changed = changed_identity_fields(self._manifest.identity, self._meta)
+            named = f" (changed: {', '.join(changed)})" if changed else ""
+            raise StoreError(
+                f"{self.meta_path}: edited by hand{named}: the campaign's identity fields no longer "
+                f"match their checksum, and a campaign's objectives and reference point are fixed; "
+                f"{RESTORE_HINT}"
+            )
+
+    def _part_files(self) -> dict[int, tuple[str, Path]]:
         parts: dict[int, tuple[str, Path]] = {}
         for table in TABLES:
             folder = self.root / "tables" / table
-            folder.mkdir(parents=True, exist_ok=True)
+            if not folder.is_dir():
+                if self._lock_fd is None:
+                    continue
+                folder.mkdir(parents=True)
             for path in folder.iterdir():
                 if path.name.endswith(".tmp"):
                     if self._lock_fd is not None:
@@ -354,7 +490,45 @@ class CampaignStore:
                 match = _PART.match(path.name)
                 if not match:
                     raise StoreError(f"{path}: unexpected file in the campaign store")
-                parts[int(match.group(1))] = (table, path)
+                seq = int(match.group(1))
+                if seq in parts:
+                    raise StoreError(f"{path}: part {seq} exists twice ({parts[seq][1]}); {RESTORE_HINT}")
+                parts[seq] = (table, path)
+        return parts
+
+    def _checked_parts(self, files: dict[int, tuple[str, Path]]) -> dict[int, tuple[str, Path]]:
+        """The parts to load: every one the manifest records (each must be there, in its
+        table), plus the one a crash may have renamed into place without recording it."""
+        recorded = self._manifest.parts
+        for seq, record in sorted(recorded.items()):
+            path = self.root / "tables" / record.table / f"{seq:08d}.parquet"
+            if seq not in files:
+                raise StoreError(
+                    f"{path}: missing: {MANIFEST} records it ({record.size} bytes) but it is gone, "
+                    f"with the rows it held; {RESTORE_HINT}"
+                )
+            if files[seq][0] != record.table:
+                raise StoreError(
+                    f"{files[seq][1]}: moved: {MANIFEST} records it in {record.table}; {RESTORE_HINT}"
+                )
+        parts = {seq: files[seq] for seq in recorded}
+        if set(recorded) != set(range(len(recorded))):
+            gap = min(set(range(len(recorded))) - set(recorded))
+            raise StoreError(f"{self._manifest.path}: part {gap} is not recorded; {RESTORE_HINT}")
+        extra = sorted(set(files) - set(recorded))
+        if self._lock_fd is None:
+            return parts  # a reader may race the writer: the recorded parts are complete
+        if extra and extra != [len(recorded)]:
+            _, path = files[extra[-1] if extra[0] == len(recorded) else extra[0]]
+            raise StoreError(
+                f"{path}: not recorded in {MANIFEST}: the store was changed by hand; {RESTORE_HINT}"
+            )
+        parts.update({seq: files[seq] for seq in extra})  # renamed, then killed before recording
+        return parts
+
+    def _legacy_parts(self, files: dict[int, tuple[str, Path]]) -> dict[int, tuple[str, Path]]:
+        """A store written before the manifest existed: its parts must be contiguous."""
+        parts = files
         if self._lock_fd is None:  # a reader may race the writer: keep the complete prefix
             complete = 0
             while complete in parts:
@@ -363,27 +537,35 @@ class CampaignStore:
         expected = set(range(len(parts)))
         if set(parts) != expected:
             gaps = sorted(expected - set(parts))[:5]
-            raise StoreError(
-                f"{self.root / 'tables'}: parts {gaps} are missing; the store is incomplete "
-                "and was left untouched"
-            )
-        frames: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
-        for seq in sorted(parts):
-            table, path = parts[seq]
-            try:
-                frame = pq.read_table(path).to_pandas()
-            except Exception as exc:  # pyarrow raises several types for damaged files
-                raise StoreError(
-                    f"{path}: corrupted or truncated store file ({exc}); the store was left untouched"
-                ) from None
-            missing = set(TABLES[table]) - set(_with_added_columns(table, frame).columns)
-            if missing:
-                raise StoreError(f"{path}: lacks columns {sorted(missing)}")
-            frame = _with_added_columns(table, frame)
-            frames[table].append(_typed(table, frame))
-        self._parts = frames
-        self._merged = {}
-        self._next_seq = len(parts)
+            raise StoreError(f"{self.root / 'tables'}: parts {gaps} are missing; {RESTORE_HINT}")
+        return parts
+
+
+def _checked_meta(path: Path, meta: Any) -> dict[str, Any]:
+    """``meta`` if it has the shape every campaign's meta has, else a StoreError."""
+    if not isinstance(meta, dict):
+        raise StoreError(
+            f"{path}: expected a JSON object of campaign fields, found {type(meta).__name__}; {RESTORE_HINT}"
+        )
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {version}, this paretolab reads {SCHEMA_VERSION}")
+    objectives = meta.get("objectives")
+    if not (isinstance(objectives, list) and objectives and all(_is_objective_spec(o) for o in objectives)):
+        problem = "lacks 'objectives'" if objectives is None else "has malformed 'objectives'"
+        raise StoreError(f"{path}: {problem} (a list of [name, max|min, unit or null]); {RESTORE_HINT}")
+    return meta
+
+
+def _is_objective_spec(spec: Any) -> bool:
+    """[name, "max" | "min", unit or null]."""
+    return (
+        isinstance(spec, list)
+        and len(spec) == 3
+        and isinstance(spec[0], str)
+        and spec[1] in ("max", "min")
+        and (spec[2] is None or isinstance(spec[2], str))
+    )
 
 
 def _empty(table: str) -> pd.DataFrame:

@@ -155,6 +155,7 @@ def _run_with_progress(
     exits with a one-line reason and how to resume."""
     from paretolab.data.store import StoreError
     from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign
+    from paretolab.flows.prefect_server import ServerStartError, start_temporary_server
 
     progress_logger = logging.getLogger(PROGRESS_LOGGER)
     progress_logger.setLevel(logging.INFO)
@@ -169,6 +170,11 @@ def _run_with_progress(
     ) as progress:
         handler = _ProgressHandler(progress)
         progress_logger.addHandler(handler)
+        try:
+            start_temporary_server()
+        except ServerStartError as exc:
+            errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
         try:
             return run_campaign(str(config), str(directory), force_new)
         except StoreError as exc:

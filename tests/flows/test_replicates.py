@@ -4,6 +4,8 @@ that names a candidate twice without saying so is still rejected (real store, re
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -122,6 +124,10 @@ def test_a_store_written_before_replicates_opens_and_takes_them(tmp_path):
     for part in (tmp_path / "c" / "tables" / "observations").glob("*.parquet"):
         table = pq.read_table(part)
         pq.write_table(table.drop_columns(["[replicate]", "[replicate label]"]), part)  # as version 1 wrote
+    (tmp_path / "c" / "manifest.jsonl").unlink()  # nor had it an integrity record
+    meta = json.loads((tmp_path / "c" / "campaign.json").read_text())
+    del meta["identity_sha256"]
+    (tmp_path / "c" / "campaign.json").write_text(json.dumps(meta))
     with CampaignStore.open(tmp_path / "c", lock=False) as store:
         assert not store.read("observations")["[replicate]"].any()
     campaign.tell(pd.DataFrame({"candidate": ["3,3"], "a": [3.0], "b": [6.0]}), replicates=True)

@@ -64,7 +64,7 @@ def test_a_shipped_ehrlich_campaign_draws_its_initial_design_from_the_feasible_c
 
     setup = build_setup(load_config(str(Path(campaigns_init).parent / "ehrlich.yaml")))
     assert setup.proxy_kernel == "kmer"
-    with CampaignStore.create(tmp_path / "c", {}) as store:
+    with CampaignStore.create(tmp_path / "c", {"objectives": [["a", "max", None]]}) as store:
         batch = initial_design(store, setup, 32)
     assert len(batch) == 32 and batch["candidate"].is_unique
     assert setup.oracle(batch["candidate"].tolist()).valid.all()
