@@ -15,8 +15,13 @@ to the end. After every kill the test snapshots the store, and at the end it che
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +48,7 @@ SYNC_KILLS = [
     "evaluate.after_oracle:1",  # oracle answered, nothing recorded
     "store.mid_write:2",  # observations half written to a temporary file
     "store.before_rename:2",  # observations written, not renamed into place
+    "store.part_renamed:3",  # a part in place, not yet in the integrity manifest
     "store.appended.observations:1",  # round 0 recorded, not closed
     "step.record:1",  # summary computed, not written
     "store.appended.rounds:1",  # round 0 closed, not published
@@ -339,18 +345,101 @@ def test_lab_campaign_survives_kills_and_never_submits_twice(runner, tmp_path):
     print(f"lab: {len(kills) + 1} kills, {chain.processes} processes, {checked} rows checked")
 
 
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_second_runner_refused_and_damaged_store_left_alone(runner, tmp_path):
-    """A campaign held by another process is refused with a clear message; a truncated
-    store file stops the run with an error naming it and is never overwritten."""
+    """A campaign held by another process is refused with a clear message, also after its
+    lock note is deleted; a damaged store (a truncated file, its newest parts deleted, a
+    bit flipped, campaign.json edited) stops `run` and `status` with an error naming the
+    damage and is left byte-identical."""
     campaign = Campaign(runner, write_config(tmp_path / "config.yaml", rounds=1), tmp_path)
     assert campaign.run() == 0
+    assert not (campaign.dir / "campaign.lock").exists()  # no stale-looking lock after a run
     with CampaignStore.open(campaign.dir):  # this test process is the other runner
+        (campaign.dir / "campaign.lock").unlink()  # a user tidying up
         assert campaign.run() != 0
     assert "is in use by another process" in campaign.log.read_text()
 
-    part = sorted((campaign.dir / "tables" / "observations").glob("*.parquet"))[-1]
-    damaged = part.read_bytes()[:-50]
-    part.write_bytes(damaged)
-    assert campaign.run() != 0
-    assert f"{part.name}: corrupted or truncated store file" in campaign.log.read_text()
-    assert part.read_bytes() == damaged
+    def newest_parts_deleted(root: Path) -> str:
+        parts = sorted((root / "tables").glob("*/*.parquet"))
+        for part in sorted(parts, key=lambda p: p.name)[-2:]:
+            part.unlink()
+        return "missing: manifest.jsonl records it"
+
+    def bit_flipped(root: Path) -> str:
+        part = sorted((root / "tables" / "observations").glob("*.parquet"))[-1]
+        data = bytearray(part.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        part.write_bytes(bytes(data))
+        return f"{part.name}: corrupted or truncated store file"
+
+    def truncated(root: Path) -> str:
+        part = sorted((root / "tables" / "observations").glob("*.parquet"))[-1]
+        part.write_bytes(part.read_bytes()[:-50])
+        return f"{part.name}: corrupted or truncated store file"
+
+    def meta_edited(root: Path) -> str:
+        meta = json.loads((root / "campaign.json").read_text())
+        meta["objectives"][0][1] = "min" if meta["objectives"][0][1] == "max" else "max"
+        (root / "campaign.json").write_text(json.dumps(meta, indent=2))
+        return "campaign.json: edited by hand (changed: objectives)"
+
+    for damage in (newest_parts_deleted, bit_flipped, truncated, meta_edited):
+        copy = tmp_path / damage.__name__
+        shutil.copytree(campaign.dir, copy)
+        expected = damage(copy)
+        before = _files(copy)
+        for command in (["run", str(campaign.config), "--dir", str(copy)], ["status", str(copy)]):
+            start = len(campaign.log.read_text())
+            assert campaign.paretolab(*command) != 0, (damage.__name__, command)
+            said = campaign.log.read_text()[start:]
+            assert expected in said, (damage.__name__, command, said)
+            assert "Traceback" not in said
+        assert _files(copy) == before, f"{damage.__name__}: the damaged store was changed"
+
+
+def test_a_killed_run_leaves_no_prefect_server_and_the_next_run_is_not_disturbed(tmp_path):
+    """Without PREFECT_API_URL a run starts Prefect's temporary server; SIGKILL of the run
+    must take the server with it (found by pid, through its PREFECT_HOME), and the next
+    run on the same PREFECT_HOME completes."""
+    config = write_config(tmp_path / "config.yaml", rounds=1)
+    home = str(tmp_path / "prefect_home")
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PARETOLAB_KILL_AT")}
+    env.update(PREFECT_HOME=home, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    paretolab = str(Path(sys.executable).with_name("paretolab"))
+    command = [paretolab, "run", str(config), "--dir", str(tmp_path / "c")]
+
+    def servers() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if b"uvicorn" in (proc / "cmdline").read_bytes() and (
+                    f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0")
+                ):
+                    found.append(int(proc.name))
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def wait_for(condition, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return condition()
+
+    log = (tmp_path / "run.log").open("w")
+    run = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        assert wait_for(lambda: bool(servers()), 120), "the run never started a temporary server"
+        started = servers()
+        run.kill()
+        run.wait()
+    finally:
+        run.kill()
+    assert wait_for(lambda: not servers(), 15), f"servers {started} outlived their killed run"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert servers() == []
+    assert len(_tables(tmp_path / "c")["rounds"]) == 2
