@@ -168,7 +168,7 @@ def _generator(
 def _build_oracle(config: CampaignConfig, space: SearchSpace) -> Oracle:
     field = "oracle.name" if config.oracle.name else "oracle.target"
     try:
-        cls = oracle_class(config.oracle.label)
+        cls = oracle_class(config.oracle.label, config.base_dir)
     except UnknownOracleError as exc:
         raise ConfigError(f"{field}: {exc}") from None
     try:

@@ -10,8 +10,11 @@ Plug-ins register under the entry-point group ``paretolab.oracles``, e.g. in the
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 
 from paretolab.oracles.base import Oracle
 from paretolab.oracles.ehrlich import EhrlichOracle
@@ -56,16 +59,37 @@ def available_oracles() -> list[str]:
     return sorted({*BUILTIN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
 
 
-def oracle_class(name: str) -> type[Oracle]:
-    """The Oracle subclass called ``name`` (a registered name or ``module:Class``)."""
+def _import_target(module_name: str, search_dir: Path | None) -> ModuleType:
+    """Import ``module_name`` from ``sys.path``, else from ``search_dir`` (the config's
+    folder, which then stays on ``sys.path`` for this process)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        if search_dir is None or exc.name not in (top, module_name) or str(search_dir) in sys.path:
+            raise
+        sys.path.append(str(search_dir))
+        importlib.invalidate_caches()
+        return importlib.import_module(module_name)
+
+
+def oracle_class(name: str, search_dir: Path | None = None) -> type[Oracle]:
+    """The Oracle subclass called ``name`` (a registered name or ``module:Class``; the
+    module is looked for on ``sys.path``, then in ``search_dir``).
+
+    Importing a ``module:Class`` runs that module's code, as a Python script would.
+    """
     if name in BUILTIN:
         return BUILTIN[name]
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
-            found = getattr(importlib.import_module(module_name), attr)
+            found = getattr(_import_target(module_name, search_dir), attr)
         except Exception as exc:  # ImportError, AttributeError, or any error in the user's module
-            raise UnknownOracleError(f"cannot import oracle {name!r}: {type(exc).__name__}: {exc}") from None
+            where = f" (looked on sys.path and in {search_dir})" if search_dir is not None else ""
+            raise UnknownOracleError(
+                f"cannot import oracle {name!r}{where}: {type(exc).__name__}: {exc}"
+            ) from None
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if len({ep.value for ep in matches}) > 1:

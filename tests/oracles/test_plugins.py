@@ -231,6 +231,32 @@ def test_plugin_builds_from_config(oracle, on_path, tmp_path):
     assert setup.oracle(["3,7"]).values.tolist() == [[30.0, 9.0]]
 
 
+def test_a_target_module_beside_the_config_is_found_without_pythonpath(tmp_path, monkeypatch):
+    """``my_lab/assays.py`` next to the config works from any working directory."""
+    package = tmp_path / "project" / "lab_beside_config"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "assays.py").write_text(
+        "import torch\n"
+        "from paretolab import Objective, Oracle\n\n\n"
+        "class Sum(Oracle):\n"
+        "    objectives = (Objective('total', 'max'), Objective('first', 'min'))\n\n"
+        "    def _evaluate(self, xs):\n"
+        "        rows = [[float(v) for v in x.split(',')] for x in xs]\n"
+        "        return torch.tensor([[sum(r), r[0]] for r in rows], dtype=torch.double)\n"
+    )
+    config_path = write_config(
+        tmp_path / "project" / "c.yaml", oracle={"target": "lab_beside_config.assays:Sum"}
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the folder is added for this process
+    setup = build_setup(load_config(config_path))
+    assert setup.oracle(["3,7"]).values.tolist() == [[10.0, 3.0]]
+    assert type(setup.oracle).__module__ == "lab_beside_config.assays"
+
+
 def test_plugin_params_are_checked(on_path, tmp_path):
     config = load_config(
         write_config(tmp_path / "c.yaml", oracle={"name": "toy_assay", "params": {"scael": 2.0}})
@@ -250,7 +276,7 @@ def test_plugin_params_are_checked(on_path, tmp_path):
         ({"name": "not_an_oracle"}, r"oracle\.name: 'not_an_oracle' is not an Oracle subclass"),
         (
             {"target": "toy_assay.missing:ToyAssay"},
-            r"oracle\.target: cannot import oracle 'toy_assay\.missing:ToyAssay': ModuleNotFoundError",
+            r"oracle\.target: cannot import oracle 'toy_assay\.missing:ToyAssay' .*: ModuleNotFoundError",
         ),
         ({"target": "toy_assay.oracle:Nope"}, r"oracle\.target: .*'toy_assay\.oracle:Nope'.*AttributeError"),
         ({"name": "toy_asay"}, r"unknown oracle 'toy_asay'; available: .*toy_assay"),
