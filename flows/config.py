@@ -6,6 +6,7 @@ name the file and the field.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from paretolab.data.strict import Strict
 from paretolab.models.acquisition import AcquisitionConfig
@@ -318,16 +319,69 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in _TAGS) or "(top level)"
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model that holds the field at ``loc`` (walking nested models, list items
+    and tagged unions), or None where the path leaves the models."""
+    model: Any = CampaignConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = model.model_fields[part].annotation
+        elif part in _TAGS:
+            model = next(
+                (m for m in _models_in(model) if get_args(m.model_fields["kind"].annotation) == (part,)), None
+            )
+        else:
+            return None
+        members = _models_in(model)
+        model = members[0] if len(members) == 1 else model
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation (Optional, list, Annotated, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _describe_errors(exc: ValidationError) -> list[str]:
+    """Every validation error as ``field: problem``; an unknown key gets a did-you-mean
+    from its model's fields, which also explains a "Field required" for that field."""
+    errors = exc.errors()
+    explained: set[tuple[Any, ...]] = set()
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] != "extra_forbidden":
+            problems.append((loc, error["msg"]))
+            continue
+        model = _model_at(loc[:-1])
+        known = sorted(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}" if known else ""
+        problems.append((loc, f"unknown field{f' ({hint})' if hint else ''}"))
+        if close:
+            explained.add((*loc[:-1], close[0]))
+    return [
+        f"{_field_path(loc)}: {msg}"
+        for loc, msg in problems
+        if not (msg == "Field required" and loc in explained)
+    ]
+
+
 def parse_config(data: Any, source: str) -> CampaignConfig:
-    """Validate a config mapping; ``source`` names it in errors."""
+    """Validate a config mapping; ``source`` names it in errors, and every problem is
+    reported in one line."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of campaign fields, got {type(data).__name__}")
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_field_path(first['loc'])}: {first['msg']}{more}") from None
+        problems = _describe_errors(exc)
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {count}{'; '.join(problems)}") from None
 
 
 MAX_CONFIG_VALUES = 100_000

@@ -21,7 +21,7 @@ CASES = [
         {"space": {"kind": "grid", "dims": 3, "levels": 8}},
         "oracle: branin_currin: ValueError: BraninCurrinOracle needs a grid space with 2 dims",
     ),
-    ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ({"colour": "blue"}, "colour: unknown field (known: acquisition,"),
     ({"rounds": "many"}, "rounds: Input should be a valid integer"),
     ({"oracle": "external"}, "oracle.params: missing a required argument: 'objectives'"),
     (
@@ -39,7 +39,7 @@ CASES = [
     # OP-GFN has no reward exponent, and orders each batch against replayed measurements
     (
         {"generators": [{"kind": "opgfn", "beta": 16}]},
-        "generators.0.beta: Extra inputs are not permitted",
+        "generators.0.beta: unknown field (known: ",
     ),
     (
         {"generators": [{"kind": "opgfn", "replay_fraction": 0}]},
@@ -293,5 +293,49 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
         load_config(tmp_path / "bomb.yaml")
     anchors = yaml.safe_dump(small_config()) + "x-shared: &shared {kind: genetic, pool_size: 64}\n"
     (tmp_path / "anchors.yaml").write_text(anchors)
-    with pytest.raises(ConfigError, match="x-shared: Extra inputs are not permitted"):  # small aliases load
+    with pytest.raises(ConfigError, match="x-shared: unknown field"):  # small aliases load
         load_config(tmp_path / "anchors.yaml")
+
+
+def test_a_misspelled_key_is_named_with_a_did_you_mean_instead_of_field_required(tmp_path):
+    data = small_config()
+    data["batchsize"] = data.pop("batch_size")
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "c.yaml")
+    assert str(info.value) == "c.yaml: batchsize: unknown field (did you mean batch_size?)"
+
+
+def test_every_problem_is_reported_in_one_line_down_to_nested_list_items(tmp_path):
+    data = small_config(rounds=-1, intial_design=3, proxy={"kernal": "rbf"})
+    data["generators"] = [{"kind": "genetic", "mutaton_rate": 0.1}]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "c.yaml")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("c.yaml: 4 problems: ")
+    for part in (
+        "rounds: Input should be greater than or equal to 0",
+        "intial_design: unknown field (did you mean initial_design?)",
+        "proxy.kernal: unknown field (did you mean kernel?)",
+        "generators.0.mutaton_rate: unknown field (did you mean mutation_rate?)",
+    ):
+        assert part in message
+
+
+@pytest.mark.slow
+def test_the_error_stays_one_line_when_stderr_is_a_pipe(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    deep = tmp_path / ("a_rather_long_folder_name_" * 4) / ("and_another_one_" * 4)
+    deep.mkdir(parents=True)
+    path = write_config(deep / "c.yaml", batch_size=0, colour="blue")
+    paretolab = str(Path(sys.executable).with_name("paretolab"))
+    done = subprocess.run(
+        [paretolab, "run", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and len(done.stderr) > 200, done.stderr
+    assert (
+        "batch_size: Input should be greater than 0" in done.stderr and "colour: unknown field" in done.stderr
+    )
