@@ -102,6 +102,12 @@ def prepare(config_path: str | Path, campaign_dir: str | Path | None, force_new:
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory}: exists and is not a directory")
     check_resumable(config, directory, force_new, setup.space.token_names())
+    from paretolab.flows.tracking import check_tracking_uri  # MLflow, only when preparing a run
+
+    try:
+        check_tracking_uri(directory, config.tracking.tracking_uri)
+    except ValueError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
     return Prepared(config, setup, directory, Path(config_path))
 
 

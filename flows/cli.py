@@ -144,18 +144,22 @@ def run(
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
-    result = _run_with_progress(config, prepared.campaign_dir, campaign_dir, force_new)
+    result = _run_with_progress(config, prepared.campaign_dir, campaign_dir, force_new, verbose)
     _print_result(result)
 
 
 def _run_with_progress(
-    config: Path, directory: Path, campaign_dir: Path | None, force_new: bool
+    config: Path, directory: Path, campaign_dir: Path | None, force_new: bool, verbose: bool
 ) -> dict[str, Any]:
     """Run the campaign flow with a progress bar fed by its progress events; a failure
     exits with a one-line reason and how to resume."""
     from paretolab.data.store import StoreError
     from paretolab.flows.campaign import PROGRESS_LOGGER, run_campaign
     from paretolab.flows.prefect_server import ServerStartError, start_temporary_server
+
+    if not verbose:  # a failing run's traceback goes to its Prefect logs, not the terminal
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).propagate = False
 
     progress_logger = logging.getLogger(PROGRESS_LOGGER)
     progress_logger.setLevel(logging.INFO)
@@ -185,7 +189,8 @@ def _run_with_progress(
                 f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 f"Everything measured so far is kept in {directory}; "
                 f"rerun [bold]{command('paretolab')} run {config}"
-                f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume.",
+                f"{' --dir ' + str(campaign_dir) if campaign_dir else ''}[/] to resume "
+                "(the traceback: add -v, or see the flow run's logs in the Prefect UI).",
                 highlight=False,
             )
             raise typer.Exit(EXIT_FAILED) from None

@@ -208,6 +208,16 @@ class RuntimeConfig(Strict):
         description="torch threads; 1 is fastest for GP work on small machines, null = torch's default",
     )
 
+    @field_validator("torch_threads")
+    @classmethod
+    def _at_most_the_cores(cls, value: int | None) -> int | None:
+        cores = os.cpu_count() or 1
+        if value is not None and value > cores:
+            raise ValueError(
+                f"{value} is more than this machine's {cores} cores (torch would only slow down)"
+            )
+        return value
+
 
 class TrackingConfig(Strict):
     """MLflow tracking; ``MLFLOW_TRACKING_URI`` overrides ``tracking_uri``."""

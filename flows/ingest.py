@@ -343,6 +343,8 @@ def results_table(
             twice = sorted({str(c) for c in results.columns[results.columns.duplicated()]})
             raise ResultsError("tell(DataFrame)", [f"column {c!r}: appears more than once" for c in twice])
         labels = list(results.index)
+        if not results.index.is_unique:  # name rows by position: a label may stand for several
+            labels = [f"#{i} (index {label})" for i, label in enumerate(labels)]
         frame = results.reset_index(drop=True)
         frame.columns = [str(c).strip() for c in frame.columns]
         frame = frame.astype(object).where(frame.notna(), "").map(_cell)

@@ -29,7 +29,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.commands import command
 from paretolab.flows.plots import molecule_grid, pareto_figure
 
-__all__ = ["CampaignTracker", "default_tracking_uri", "flatten", "training_curves"]
+__all__ = ["CampaignTracker", "check_tracking_uri", "default_tracking_uri", "flatten", "training_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,22 @@ def default_tracking_uri(campaign_dir: Path, configured: str | None) -> str:
     if configured:
         return configured
     return f"sqlite:///{Path(campaign_dir).resolve().parent / 'mlflow.db'}"
+
+
+def check_tracking_uri(campaign_dir: Path, configured: str | None) -> None:
+    """Refuse, before anything is written, a tracking URI that MLflow has no store for
+    (a ValueError naming where the URI came from)."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    uri = default_tracking_uri(campaign_dir, configured)
+    try:
+        _tracking_store_registry.get_store_builder(uri)
+    except Exception:  # MLflow's UnsupportedModelRegistryStoreURIException, or a parse error
+        source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.tracking_uri"
+        schemes = ", ".join(sorted(s for s in _tracking_store_registry._registry if s))
+        raise ValueError(
+            f"{source}: MLflow cannot store runs at {uri!r} (known schemes: {schemes})"
+        ) from None
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

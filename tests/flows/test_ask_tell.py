@@ -447,6 +447,12 @@ BAD = {
         ),
         ["row 1: column 'candidate': ", "duplicates row 0"],
     ),
+    "duplicate candidate under duplicate index labels": (
+        lambda t, b: pd.DataFrame(
+            {"candidate": [b["candidate"][3]] * 2, "branin": [1.0, 1.0], "currin": [2.0, 2.0]}, index=[0, 0]
+        ),
+        ["row #1 (index 0): column 'candidate': ", "duplicates row #0 (index 0)"],
+    ),
     "id and candidate name one": (
         lambda t, b: pd.concat(
             [t, pd.DataFrame({"candidate": [b["candidate"][2]], "branin": [1.0], "currin": [1.0]})],

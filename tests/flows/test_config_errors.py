@@ -23,6 +23,7 @@ CASES = [
     ),
     ({"colour": "blue"}, "colour: unknown field (known: acquisition,"),
     ({"rounds": "many"}, "rounds: Input should be a valid integer"),
+    ({"runtime": {"torch_threads": 100_000}}, "runtime.torch_threads: Value error, 100000 is more than"),
     ({"oracle": "external"}, "oracle.params: missing a required argument: 'objectives'"),
     (
         {"space": {"kind": "sequence", "alphabet": "AB", "length": 3, "max_length": 4}},
@@ -339,3 +340,12 @@ def test_the_error_stays_one_line_when_stderr_is_a_pipe(tmp_path):
     assert (
         "batch_size: Input should be greater than 0" in done.stderr and "colour: unknown field" in done.stderr
     )
+
+
+def test_a_tracking_uri_mlflow_cannot_store_at_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "c.yaml", tracking={"tracking_uri": "foo://bar"})
+    result = runner.invoke(app, ["run", str(path), "--dir", str(tmp_path / "campaign")])
+    assert result.exit_code == 2
+    assert "tracking.tracking_uri: MLflow cannot store runs at 'foo://bar' (known schemes:" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
