@@ -414,10 +414,14 @@ class CampaignStore:
                 raise StoreError(f"{path}: unreadable store file ({exc.strerror}); {RESTORE_HINT}") from None
             digest = sha256_hex(data)
             if expected is not None and (len(data), digest) != (expected.size, expected.sha256):
+                how = (
+                    f"its {len(data)} bytes differ from the {expected.size} recorded"
+                    if len(data) != expected.size
+                    else "its checksum differs from the one recorded"
+                )
                 raise StoreError(
-                    f"{path}: corrupted or truncated store file: its {len(data)} bytes do not match the "
-                    f"{expected.size} bytes and checksum {MANIFEST} recorded when it was written; "
-                    f"{RESTORE_HINT}"
+                    f"{path}: corrupted or truncated store file: {how} in {MANIFEST} when it was "
+                    f"written; {RESTORE_HINT}"
                 )
             try:
                 frame = pq.read_table(pa.BufferReader(data)).to_pandas()
