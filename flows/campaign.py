@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
+import pyarrow.parquet as pq
 import torch
 from prefect import flow
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.states import Cancelled, State
+from pydantic import Field
 
 from paretolab.data.faults import crash_point
-from paretolab.data.store import CampaignStore
-from paretolab.flows.campaign_dir import open_store, prepare
+from paretolab.data.store import CampaignLockedError, CampaignStore
+from paretolab.flows.campaign_dir import default_campaign_dir, open_store, prepare
+from paretolab.flows.config import load_config
 from paretolab.flows.engine import CampaignState, pareto_table
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.ingest import ingest_inbox
@@ -37,11 +42,38 @@ def _emit(event: str, **fields: Any) -> None:
     progress.info(event, extra={"paretolab": {"event": event, **fields}})
 
 
-@flow(name="paretolab-campaign")
+def _run_name() -> str:
+    """``<campaign>-from-round-<k>``: what a flow run is about, for the Prefect UI. A cheap
+    look at the config and the rounds table; the run itself checks everything."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    config_path = str(parameters.get("config_path", "campaign"))
+    try:
+        config = load_config(config_path)
+        directory = Path(parameters.get("campaign_dir") or default_campaign_dir(config))
+        closed = [
+            int(pq.read_table(part, columns=["round"]).column("round").to_pylist()[-1])
+            for part in (directory / "tables" / "rounds").glob("*.parquet")
+        ]
+    except Exception:  # an invalid config or a damaged store: the run will say what is wrong
+        return f"{Path(config_path).stem}-from-round-0"
+    return f"{config.name}-from-round-{max(closed, default=-1) + 1}"
+
+
+@flow(name="paretolab-campaign", flow_run_name=_run_name)
 def run_campaign(
-    config_path: str, campaign_dir: str | None = None, force_new: bool = False
-) -> dict[str, Any]:
+    config_path: str,
+    campaign_dir: str | None = None,
+    force_new: bool = False,
+    rounds_per_run: Annotated[int, Field(ge=1)] | None = None,
+) -> dict[str, Any] | State:
     """Run the campaign in ``config_path`` to its end, resuming what is already stored.
+
+    With ``rounds_per_run`` the run stops once it has closed that many rounds (the
+    initial design counts as round 0), so a schedule advances the campaign step by step;
+    ``rounds`` in the config stays the campaign's total. A campaign that another process
+    holds ends the run *Cancelled*, saying so, not Failed.
 
     With a lab oracle a round may wait for results: a deployment's flow run is then
     suspended (see ``flows/waiting.py``); any other run returns with ``stopped_by``
@@ -56,7 +88,11 @@ def run_campaign(
     config, setup = prepared.config, prepared.setup
     set_torch_threads(config.runtime.torch_threads)
     device = pick_device(config.runtime.device)
-    store = open_store(prepared, force_new)
+    try:
+        store = open_store(prepared, force_new)
+    except CampaignLockedError as exc:
+        logger.info("%s", exc)  # the state message says it; Failed would be wrong
+        return Cancelled(message=f"skipped: {exc}")
     uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
     tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
     try:
@@ -66,7 +102,7 @@ def run_campaign(
             take_form_input(store)
             ingest_inbox(store, store.root / config.lab.inbox_dir)
         tracker.publish(store, setup)
-        stopped, awaiting = _run_rounds(store, setup, tracker, device)
+        stopped, awaiting = _run_rounds(store, setup, tracker, device, rounds_per_run)
         if awaiting is None:
             tracker.finish(store, setup, pareto_table(store, setup.objectives))
         else:
@@ -84,16 +120,23 @@ def run_campaign(
 
 
 def _run_rounds(
-    store: CampaignStore, setup: CampaignSetup, tracker: CampaignTracker, device: torch.device
+    store: CampaignStore,
+    setup: CampaignSetup,
+    tracker: CampaignTracker,
+    device: torch.device,
+    rounds_per_run: int | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
-    """Run the rounds not closed yet, until ``rounds`` or the budget is spent or a round
-    waits for results; returns what stopped it, and what is awaited."""
+    """Run the rounds not closed yet, until ``rounds``, the budget or ``rounds_per_run``
+    is spent or a round waits for results; returns what stopped it, and what is awaited."""
     config = setup.config
     done = CampaignState.read(store).closed
     _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
+    closed_here = 0
     for round_ in range(config.rounds + 1):
         if round_ in done:
             continue
+        if rounds_per_run is not None and closed_here >= rounds_per_run:
+            return "rounds_per_run", None
         state = CampaignState.read(store)
         size = state.batch_size(config, round_)
         if size <= 0 and not state.has_batch(round_):
@@ -121,6 +164,7 @@ def _run_rounds(
                 suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
             return stopped, awaiting
         _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
+        closed_here += 1
     return "rounds", None
 
 

@@ -125,9 +125,18 @@ def run(
             "(the old one is kept beside it)",
         ),
     ] = False,
+    rounds_per_run: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds-per-run",
+            min=1,
+            help="stop after closing this many rounds (for schedules; `rounds` stays the total)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's logs")] = False,
 ) -> None:
-    """Run a campaign to its end; an existing campaign directory is resumed where it stopped."""
+    """Run a campaign to its end (or for --rounds-per-run rounds); an existing campaign
+    directory is resumed where it stopped."""
     _quiet_logs(verbose)
     from paretolab.data.store import StoreError
     from paretolab.flows.campaign_dir import prepare, stored_config_path
@@ -144,12 +153,19 @@ def run(
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
-    result = _run_with_progress(config, prepared.campaign_dir, campaign_dir, force_new, verbose)
+    result = _run_with_progress(
+        config, prepared.campaign_dir, campaign_dir, force_new, verbose, rounds_per_run
+    )
     _print_result(result)
 
 
 def _run_with_progress(
-    config: Path, directory: Path, campaign_dir: Path | None, force_new: bool, verbose: bool
+    config: Path,
+    directory: Path,
+    campaign_dir: Path | None,
+    force_new: bool,
+    verbose: bool,
+    rounds_per_run: int | None = None,
 ) -> dict[str, Any]:
     """Run the campaign flow with a progress bar fed by its progress events; a failure
     exits with a one-line reason and how to resume."""
@@ -180,7 +196,8 @@ def _run_with_progress(
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         try:
-            return run_campaign(str(config), str(directory), force_new)
+            state = run_campaign(str(config), str(directory), force_new, rounds_per_run, return_state=True)
+            result = None if state.is_cancelled() else state.result()  # a failed run raises here
         except StoreError as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
@@ -196,6 +213,10 @@ def _run_with_progress(
             raise typer.Exit(EXIT_FAILED) from None
         finally:
             progress_logger.removeHandler(handler)
+    if result is None:  # cancelled: another process holds the campaign
+        errors.print(f"[red]error:[/] {escape(str(state.message))}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    return result
 
 
 def _print_result(result: dict[str, Any]) -> None:
@@ -224,6 +245,63 @@ def _print_result(result: dict[str, Any]) -> None:
     console.print(f"campaign directory: {result['campaign_dir']}")
     console.print(f"MLflow run: {result['mlflow_run_id']} at {result['mlflow_tracking_uri']}")
     console.print(f"open the MLflow UI: [bold]{result['mlflow_ui']}[/]", highlight=False)
+
+
+@app.command()
+def deploy(
+    config: Annotated[Path, typer.Argument(help="campaign YAML to deploy")],
+    cron: Annotated[
+        str | None, typer.Option("--cron", help='schedule, e.g. "0 2 * * *" (02:00 every night)')
+    ] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="the schedule's time zone")] = "UTC",
+    rounds_per_run: Annotated[
+        int, typer.Option("--rounds-per-run", min=1, help="rounds each scheduled or triggered run closes")
+    ] = 1,
+    pool: Annotated[str, typer.Option("--pool", help="process work pool (created if missing)")] = "paretolab",
+    name: Annotated[
+        str | None, typer.Option("--name", help="deployment name (default: the campaign's)")
+    ] = None,
+    campaign_dir: Annotated[
+        Path | None, typer.Option("--dir", help="campaign directory (default: runs/<name>)")
+    ] = None,
+) -> None:
+    """Deploy a campaign to the Prefect server at PREFECT_API_URL: optional cron schedule,
+    one run at a time (an overlapping run is cancelled, never failed), a process worker."""
+    _quiet_logs(False)
+    from paretolab.flows.campaign_dir import default_campaign_dir
+    from paretolab.flows.config import ConfigError, load_config
+    from paretolab.flows.deploy import NoServerError, deploy_campaign
+
+    try:
+        loaded = load_config(config)
+        if cron is not None:
+            from prefect.client.schemas.schedules import CronSchedule
+
+            CronSchedule(cron=cron, timezone=timezone)
+        deployed = deploy_campaign(
+            config,
+            name=name or loaded.name,
+            campaign_dir=campaign_dir or default_campaign_dir(loaded),
+            work_pool=pool,
+            cron=cron,
+            timezone=timezone,
+            rounds_per_run=rounds_per_run,
+        )
+    except (ConfigError, NoServerError) as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except ValueError as exc:  # pydantic: a cron expression or time zone it cannot read
+        problem = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        errors.print(f"[red]error:[/] --cron/--timezone: {escape(problem)}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    when = f"on schedule {deployed.cron} ({timezone})" if deployed.cron else "when triggered"
+    console.print(
+        f"deployed paretolab-campaign/{deployed.name}: {rounds_per_run} round(s) per run, {when}, "
+        f"one run at a time, on work pool '{deployed.work_pool}'\n"
+        f"  start a worker:  prefect worker start --pool {deployed.work_pool}\n"
+        f"  run it now:      prefect deployment run paretolab-campaign/{deployed.name}",
+        highlight=False,
+    )
 
 
 @app.command()
