@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +42,34 @@ progress = logging.getLogger(PROGRESS_LOGGER)
 
 def _emit(event: str, **fields: Any) -> None:
     progress.info(event, extra={"paretolab": {"event": event, **fields}})
+
+
+class _InARun(logging.Filter):
+    """Passes records logged inside a Prefect flow or task run (the MLflow thread's are not)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+@contextmanager
+def _logs_to_prefect() -> Iterator[None]:
+    """paretolab's own log lines, INFO and up, reach the flow run's logs in the Prefect UI."""
+    from prefect.logging.handlers import APILogHandler
+
+    ours = logging.getLogger("paretolab")
+    handler = APILogHandler(level=logging.INFO)
+    handler.addFilter(_InARun())
+    level = ours.level
+    if ours.getEffectiveLevel() > logging.INFO:
+        ours.setLevel(logging.INFO)
+    ours.addHandler(handler)
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        ours.setLevel(level)
 
 
 def _run_name() -> str:
@@ -83,6 +113,13 @@ def run_campaign(
     Returns a summary: campaign directory, rounds done, hypervolume history, oracle
     calls, the MLflow run, the Pareto front, and what the lab still owes.
     """
+    with _logs_to_prefect():
+        return _run_campaign(config_path, campaign_dir, force_new, rounds_per_run)
+
+
+def _run_campaign(
+    config_path: str, campaign_dir: str | None, force_new: bool, rounds_per_run: int | None
+) -> dict[str, Any] | State:
     configure_environment()
     prepared = prepare(config_path, campaign_dir, force_new)
     config, setup = prepared.config, prepared.setup

@@ -67,6 +67,11 @@ def _quiet_logs(verbose: bool) -> None:
         warnings.filterwarnings("ignore", message="A not p.d., added jitter")
 
 
+def _warnings_only_from_us(record: logging.LogRecord) -> bool:
+    """The terminal's filter: paretolab's own records from WARNING up; others as they are."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("paretolab")
+
+
 class _ProgressHandler(logging.Handler):
     """Turns the campaign's progress events into a rich progress bar."""
 
@@ -176,6 +181,8 @@ def _run_with_progress(
     if not verbose:  # a failing run's traceback goes to its Prefect logs, not the terminal
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).propagate = False
+        for handler in logging.getLogger().handlers:  # our INFO lines go to Prefect, not here
+            handler.addFilter(_warnings_only_from_us)
 
     progress_logger = logging.getLogger(PROGRESS_LOGGER)
     progress_logger.setLevel(logging.INFO)

@@ -21,6 +21,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows import steps
 from paretolab.flows.engine import CampaignState, close_round
 from paretolab.flows.factories import CampaignSetup
+from paretolab.flows.prefect_artifacts import publish_round_artifacts
 from paretolab.flows.tracking import CampaignTracker
 
 __all__ = ["SCIENCE_STEPS", "run_round"]
@@ -63,8 +64,10 @@ def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
 
 
 def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:
-    """Log what MLflow lacks (in a background thread; see CampaignTracker.publish)."""
+    """Log what MLflow lacks (in a background thread; see CampaignTracker.publish), and the
+    round's Prefect artifacts."""
     tracker.publish(store, setup)
+    publish_round_artifacts(store, setup, tracker.run_url())
 
 
 TASKS: dict[str, Any] = {

@@ -100,6 +100,7 @@ class CampaignTracker:
         self.artifact_root = Path(artifact_root).resolve()
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.run_id: str | None = None
+        self._experiment_id: str | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paretolab-mlflow")
         self._pending: list[Future[None]] = []
         self._published: set[int] | None = None
@@ -259,6 +260,21 @@ class CampaignTracker:
         if self.run_id:
             self.client.log_batch(self.run_id, tags=[RunTag("paretolab.error", reason[:5000])])
             self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
+
+    def run_url(self) -> str:
+        """The run's page in the MLflow UI: on the tracking server, or on a local `mlflow ui`
+        (default port 5000) for a local store. Opens in the runs view, not GenAI mode."""
+        if self.run_id is None:
+            return ""
+        if self._experiment_id is None:
+            self._experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        experiment_id = self._experiment_id
+        base = (
+            self.tracking_uri.rstrip("/")
+            if self.tracking_uri.startswith(("http://", "https://"))
+            else ("http://127.0.0.1:5000")
+        )
+        return f"{base}/#/experiments/{experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
 
     def run_url_hint(self) -> str:
         """The command that opens this tracking store in the MLflow UI."""

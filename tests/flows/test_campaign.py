@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections import Counter, defaultdict
 
 import pytest
@@ -261,3 +262,38 @@ def test_each_step_is_timed_inside_its_task(tmp_path, prefect_api):
     assert (
         metrics["time/evaluate"] < 0.5
     )  # the oracle is a formula; Prefect's task bookkeeping is not counted
+
+
+def test_a_runs_logs_and_artifacts_reach_prefect_keyed_by_campaign(tmp_path, prefect_api):
+    """paretolab's INFO lines are in the flow run's logs; each round leaves a summary, the
+    Pareto set with units and a link to the MLflow run as artifacts keyed by campaign."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    config = write_config(tmp_path / "c.yaml", name="Shown_In.Prefect", rounds=1)
+    state = run_campaign(str(config), str(tmp_path / "camp"), return_state=True)
+    assert state.is_completed()
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        keys = ["shown-in-prefect-summary", "shown-in-prefect-pareto-set", "shown-in-prefect-mlflow-run"]
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    assert run.name == "Shown_In.Prefect-from-round-0"
+    ours = [log for log in logs if log.name.startswith("paretolab.")]
+    assert ours and {log.level for log in ours} >= {logging.INFO}, [log.name for log in logs]
+    by_key: dict[str, list] = {}
+    for artifact in artifacts:
+        by_key.setdefault(artifact.key, []).append(artifact)
+    assert sorted(by_key) == sorted(keys) and all(len(v) == 2 for v in by_key.values())  # rounds 0, 1
+    summaries = sorted(a.data for a in by_key["shown-in-prefect-summary"])
+    assert "round 1" in summaries[-1] and "| hypervolume |" in summaries[-1]
+    assert "| genetic |" in summaries[-1] or "| random |" in summaries[-1]
+    table = json.loads(sorted(by_key["shown-in-prefect-pareto-set"], key=lambda a: a.created)[-1].data)
+    assert table and {"candidate", "branin", "currin"} <= set(table[0])
+    link = by_key["shown-in-prefect-mlflow-run"][0].data
+    assert "/runs/" in link and "workflowType=machine_learning" in link

@@ -1,0 +1,81 @@
+"""A round's results as Prefect artifacts, keyed by campaign, so the Prefect UI shows a
+campaign's progress: a markdown summary (hypervolume, oracle calls, each generator's share
+of the picks), the Pareto set as a table (columns with units), and a link to the campaign's
+MLflow run. Each key keeps one artifact per round, newest first, in the UI's Artifacts tab.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from paretolab.data.store import CampaignStore
+from paretolab.flows.engine import pareto_table
+from paretolab.flows.factories import CampaignSetup
+
+__all__ = ["artifact_key", "publish_round_artifacts"]
+
+
+def artifact_key(campaign: str, what: str) -> str:
+    """``<campaign>-<what>`` in the characters Prefect allows in a key (a-z, 0-9, -)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", campaign.lower()).strip("-") or "campaign"
+    return f"{slug}-{what}"
+
+
+def _summary_markdown(name: str, round_: int, row: dict[str, Any]) -> str:
+    metrics = json.loads(row.get("metrics") or "{}")
+    picked = {k.removeprefix("batch_share/"): v for k, v in metrics.items() if k.startswith("batch_share/")}
+    pareto = {
+        k.removeprefix("new_pareto_share/"): v
+        for k, v in metrics.items()
+        if k.startswith("new_pareto_share/")
+    }
+    lines = [
+        f"## {name}: round {round_}",
+        "",
+        "| hypervolume | Pareto points | measured candidates | oracle calls |",
+        "|---:|---:|---:|---:|",
+        f"| {row['hypervolume']:.6g} | {row['n_pareto']} | {row['n_observations']} | {row['oracle_calls']} |",
+    ]
+    if picked:
+        lines += [
+            "",
+            "| generator | share of the batch | share of the new Pareto points |",
+            "|---|---:|---:|",
+        ]
+        for generator in sorted(picked.keys() | pareto.keys()):
+            new = f"{pareto[generator]:.0%}" if generator in pareto else "-"
+            lines.append(f"| {generator} | {picked.get(generator, 0.0):.0%} | {new} |")
+    return "\n".join(lines)
+
+
+def publish_round_artifacts(store: CampaignStore, setup: CampaignSetup, mlflow_url: str) -> None:
+    """Create the artifacts of the store's last closed round (inside a flow run)."""
+    rounds = store.read("rounds")
+    if rounds.empty:
+        return
+    row = rounds.sort_values("round").iloc[-1].to_dict()
+    round_, name = int(row["round"]), setup.config.name
+    create_markdown_artifact(
+        _summary_markdown(name, round_, row),
+        key=artifact_key(name, "summary"),
+        description=f"{name}: round {round_} summary",
+    )
+    front = pareto_table(store, setup.objectives).rename(
+        columns={o.name: f"{o.name} [{o.unit}]" for o in setup.objectives if o.unit}
+    )
+    create_table_artifact(
+        json.loads(front.to_json(orient="records")),
+        key=artifact_key(name, "pareto-set"),
+        description=f"{name}: measured Pareto set after round {round_} (raw units)",
+    )
+    if mlflow_url:
+        create_link_artifact(
+            mlflow_url,
+            link_text=f"{name} in MLflow",
+            key=artifact_key(name, "mlflow-run"),
+            description=f"{name}: the campaign's MLflow run (metrics per round, Pareto plots)",
+        )
