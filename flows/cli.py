@@ -36,6 +36,7 @@ errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _version(value: bool) -> None:
@@ -208,6 +209,14 @@ def _run_with_progress(
         except StoreError as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            errors.print(
+                f"interrupted; everything measured so far is kept: {command('paretolab')} run {config}"
+                f"{' --dir ' + str(campaign_dir) if campaign_dir else ''} resumes",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             errors.print(
                 f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
