@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pyarrow.parquet as pq
 import torch
@@ -19,7 +19,6 @@ from prefect import flow
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, State
-from pydantic import Field
 
 from paretolab.data.faults import crash_point
 from paretolab.data.store import CampaignLockedError, CampaignStore
@@ -96,7 +95,7 @@ def run_campaign(
     config_path: str,
     campaign_dir: str | None = None,
     force_new: bool = False,
-    rounds_per_run: Annotated[int, Field(ge=1)] | None = None,
+    rounds_per_run: int | None = None,
 ) -> dict[str, Any] | State:
     """Run the campaign in ``config_path`` to its end, resuming what is already stored.
 
@@ -113,6 +112,8 @@ def run_campaign(
     Returns a summary: campaign directory, rounds done, hypervolume history, oracle
     calls, the MLflow run, the Pareto front, and what the lab still owes.
     """
+    if rounds_per_run is not None and rounds_per_run < 1:
+        raise ValueError(f"rounds_per_run must be at least 1, got {rounds_per_run}")
     with _logs_to_prefect():
         return _run_campaign(config_path, campaign_dir, force_new, rounds_per_run)
 

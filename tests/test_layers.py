@@ -26,7 +26,7 @@ FORBIDDEN = {
     "oracles": ("paretolab.flows", "paretolab.models", *ORCHESTRATION),
 }
 # the only flows modules that may import Prefect or MLflow at module level
-ORCHESTRATION_MODULES = {"round.py", "campaign.py", "waiting.py", "tracking.py"}
+ORCHESTRATION_MODULES = {"round.py", "campaign.py", "waiting.py", "tracking.py", "prefect_artifacts.py"}
 
 
 def _imports(path: Path) -> set[str]:

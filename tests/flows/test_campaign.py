@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -280,7 +281,11 @@ def test_a_runs_logs_and_artifacts_reach_prefect_keyed_by_campaign(tmp_path, pre
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        for _ in range(60):  # logs are sent in batches by a background worker
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            if any(log.name.startswith("paretolab.") for log in logs):
+                break
+            time.sleep(0.5)
         keys = ["shown-in-prefect-summary", "shown-in-prefect-pareto-set", "shown-in-prefect-mlflow-run"]
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     assert run.name == "Shown_In.Prefect-from-round-0"
