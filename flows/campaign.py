@@ -199,7 +199,8 @@ def _run_rounds(
                 f"{stopped}: round {round_}, {awaiting['pending']} of {awaiting['requested']} pending"
             )
             if can_suspend():
-                suspend_for_lab(store, round_)  # ends this process; Prefect reruns the flow on resume
+                # ends this process; Prefect reruns the flow on resume
+                suspend_for_lab(store, round_, Path(awaiting["request_dir"]), Path(awaiting["inbox_dir"]))
             return stopped, awaiting
         _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
         closed_here += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,9 +24,10 @@ from prefect.states import Cancelled
 from pydantic import Field, create_model
 
 from paretolab.data.objectives import Objective
-from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError
+from paretolab.data.results import FAILURE_COLUMN, ID_COLUMN, ResultsError, candidate_id
 from paretolab.data.store import CampaignStore
-from paretolab.flows.ingest import ingest_rows, stored_objectives
+from paretolab.flows.engine import CampaignState
+from paretolab.flows.ingest import campaign_id, ingest_rows, stored_objectives
 from paretolab.flows.lab import SUSPENDED_META
 
 __all__ = ["can_suspend", "lab_form", "resume_suspended", "suspend_for_lab", "take_form_input"]
@@ -37,6 +39,7 @@ def lab_form(objectives: tuple[Objective, ...]) -> type[RunInput]:
     """The Prefect UI form for entering results: one entry per measured candidate."""
     fields: dict[str, Any] = {
         ID_COLUMN: (str, Field(description="the candidate_id from the request file")),
+        "candidate": (str | None, Field(None, description="the candidate itself (for reference only)")),
         FAILURE_COLUMN: (str | None, Field(None, description="why it could not be measured (values blank)")),
     }
     for o in objectives:
@@ -64,13 +67,40 @@ def can_suspend() -> bool:
     return bool(run and run.deployment_id)
 
 
-def suspend_for_lab(store: CampaignStore, round_: int) -> None:
-    """Suspend this flow run until the lab's results come (raises Prefect's Pause)."""
+def _awaited(store: CampaignStore, round_: int) -> list[dict[str, str]]:
+    """The form's rows: each candidate of round ``round_`` still owed, id and candidate."""
+    state = CampaignState.read(store)
+    batch = state.batches[state.batches["round"] == round_]
+    cid = campaign_id(store)
+    return [
+        {ID_COLUMN: candidate_id(cid, round_, int(position)), "candidate": str(candidate)}
+        for position, candidate in zip(batch["position"], batch["candidate"], strict=True)
+        if candidate not in state.measured
+    ]
+
+
+def suspend_for_lab(store: CampaignStore, round_: int, request_dir: Path, inbox_dir: Path) -> None:
+    """Suspend this flow run until the lab's results come (raises Prefect's Pause). The
+    resume form says what is awaited and where the request is, with one row per candidate
+    still owed, its id and candidate filled in."""
     run = _flow_run()
     key = f"lab-round{round_}-{uuid.uuid4().hex[:12]}"  # new for every wait: Prefect fires a key once
     store.update_meta(**{SUSPENDED_META: {"flow_run_id": str(run.id), "key": key, "round": round_}})
+    rows = _awaited(store, round_)
+    requests = store.read("requests")
+    files = sorted(
+        {str(request_dir / f"{r}.csv") for r in requests.loc[requests["round"] == round_, "request_id"]}
+    )
+    description = (
+        f"**Round {round_} waits for the lab**: {len(rows)} candidate(s) still owed.\n\n"
+        f"Request file: `{', '.join(files) or request_dir}`.\n\n"
+        "Fill in the values of the candidates measured (leave the others blank: they stay "
+        "pending), or give a failure reason. Or send the filled-in request file instead: "
+        f"`paretolab submit {store.root} RESULTS.csv`, or drop it into `{inbox_dir}`."
+    )
     logger.info("round %d: suspending flow run %s until the lab's results come in", round_, run.id)
-    suspend_flow_run(wait_for_input=lab_form(stored_objectives(store)), key=key)
+    form = lab_form(stored_objectives(store)).with_initial_data(description=description, results=rows)
+    suspend_flow_run(wait_for_input=form, key=key)
 
 
 def resume_suspended(waiting: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
+from prefect.input.actions import read_flow_run_input
 
 import paretolab as pl
 from paretolab.data.results import ID_COLUMN
@@ -86,6 +87,17 @@ def test_deployment_suspends_while_the_lab_works_and_resumes_on_results(prefect_
         _wait_for(run.id, "Suspended")
         request = _request(campaign, 0)
         assert _rounds_done(campaign) == []
+
+        # the resume form says what is awaited and where, and lists the owed candidates
+        keyset = _state(run.id).state_details.run_input_keyset
+        description = read_flow_run_input(keyset["description"], flow_run_id=run.id)
+        assert "Round 0 waits for the lab" in description and str(request) in description
+        schema = read_flow_run_input(keyset["schema"], flow_run_id=run.id)
+        owed = pd.read_csv(request, dtype=str, keep_default_na=False)
+        prefilled = schema["properties"]["results"]["default"]
+        assert [(r[ID_COLUMN], r["candidate"]) for r in prefilled] == list(
+            zip(owed[ID_COLUMN], owed["candidate"], strict=True)
+        )
         with CampaignStore.open(campaign) as store:  # nobody holds the campaign
             assert store.meta["lab_suspended"]["flow_run_id"] == str(run.id)
 
