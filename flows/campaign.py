@@ -27,7 +27,7 @@ from paretolab.flows.config import load_config
 from paretolab.flows.engine import CampaignState, pareto_table
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.ingest import ingest_inbox
-from paretolab.flows.round import run_round
+from paretolab.flows.round import PROGRESS_LOGGER, emit_progress, run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
 from paretolab.flows.tracking import CampaignTracker, default_tracking_uri
 from paretolab.flows.waiting import can_suspend, suspend_for_lab, take_form_input
@@ -35,12 +35,6 @@ from paretolab.flows.waiting import can_suspend, suspend_for_lab, take_form_inpu
 __all__ = ["PROGRESS_LOGGER", "run_campaign"]
 
 logger = logging.getLogger(__name__)
-PROGRESS_LOGGER = "paretolab.progress"
-progress = logging.getLogger(PROGRESS_LOGGER)
-
-
-def _emit(event: str, **fields: Any) -> None:
-    progress.info(event, extra={"paretolab": {"event": event, **fields}})
 
 
 class _InARun(logging.Filter):
@@ -146,7 +140,7 @@ def _run_campaign(
         else:
             tracker.wait()
         result = _summary(store, setup, tracker, uri, stopped, awaiting)
-        _emit("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
+        emit_progress("finish", **{k: v for k, v in result.items() if k != "pareto_front"})
         return result
     except Pause:
         raise  # suspended for a lab: not a failure
@@ -168,7 +162,7 @@ def _run_rounds(
     is spent or a round waits for results; returns what stopped it, and what is awaited."""
     config = setup.config
     done = CampaignState.read(store).closed
-    _emit("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
+    emit_progress("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
     closed_here = 0
     for round_ in range(config.rounds + 1):
         if round_ in done:
@@ -193,7 +187,7 @@ def _run_rounds(
                 "request_dir": str(store.root / config.lab.request_dir),
                 "inbox_dir": str(store.root / config.lab.inbox_dir),
             }
-            _emit("awaiting", **awaiting)
+            emit_progress("awaiting", **awaiting)
             stopped = "awaiting results" if awaiting["from"] == "results" else "awaiting lab results"
             tracker.awaiting(
                 f"{stopped}: round {round_}, {awaiting['pending']} of {awaiting['requested']} pending"
@@ -202,7 +196,9 @@ def _run_rounds(
                 # ends this process; Prefect reruns the flow on resume
                 suspend_for_lab(store, round_, Path(awaiting["request_dir"]), Path(awaiting["inbox_dir"]))
             return stopped, awaiting
-        _emit("round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary)
+        emit_progress(
+            "round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary
+        )
         closed_here += 1
     return "rounds", None
 

@@ -80,6 +80,8 @@ class _ProgressHandler(logging.Handler):
         super().__init__()
         self.progress = progress
         self.task = progress.add_task("starting (Prefect, MLflow)…", total=None)
+        self.last = ""
+        self.current = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         event: dict[str, Any] = getattr(record, "paretolab", {})
@@ -91,13 +93,17 @@ class _ProgressHandler(logging.Handler):
                 completed=event["done"],
                 description=f"campaign in {event['campaign_dir']}",
             )
+        elif kind == "round_start":
+            self.current = event["round"]
+        elif kind == "step":
+            step = event["step"].replace("_", " ")
+            self.progress.update(self.task, description=f"round {self.current}: {step}…  {self.last}")
         elif kind == "round":
             r, hv, calls = event["round"], event["hypervolume"], int(event["oracle_calls"])
-            self.progress.update(
-                self.task,
-                completed=r,
-                description=f"round {r}/{event['total']}  hypervolume {hv:.4g}  oracle calls {calls}",
-            )
+            self.last = f"round {r}/{event['total']}  hypervolume {hv:.4g}  oracle calls {calls}"
+            self.progress.update(self.task, completed=r, description=self.last)
+            if not self.progress.console.is_terminal:  # a log file or pipe: one line per round
+                self.progress.console.print(f"{self.last}  ({event['seconds']:.1f} s)", highlight=False)
 
 
 def _pareto_table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -24,7 +24,7 @@ from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.prefect_artifacts import publish_round_artifacts
 from paretolab.flows.tracking import CampaignTracker
 
-__all__ = ["SCIENCE_STEPS", "run_round"]
+__all__ = ["PROGRESS_LOGGER", "SCIENCE_STEPS", "emit_progress", "run_round"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,19 @@ TASKS: dict[str, Any] = {
 """The round's Prefect tasks, declared once: thin wrappers of the steps and the engine."""
 
 
+PROGRESS_LOGGER = "paretolab.progress"
+"""Progress events for the CLI's progress bar (``extra={"paretolab": {...}}``)."""
+_progress = logging.getLogger(PROGRESS_LOGGER)
+
+
+def emit_progress(event: str, **fields: Any) -> None:
+    """Tell the progress display (the CLI's) what is happening."""
+    _progress.info(event, extra={"paretolab": {"event": event, **fields}})
+
+
 def _as_task(name: str, fn: Callable[..., Any]) -> Any:
     """``steps.choose_batch``'s hook: run each step as its task."""
+    emit_progress("step", step=name)
     return TASKS[name]
 
 
@@ -113,8 +124,10 @@ def run_round(
     _ROUND_TIMINGS.set(timings)  # this flow run's own context
     metrics: dict[str, float] = {}
     crash_point("round.start")
+    emit_progress("round_start", round=round_)
 
     def step(name: str, **options: Any) -> Any:
+        emit_progress("step", step=name)
         return TASKS[name].with_options(**options) if options else TASKS[name]
 
     state = CampaignState.read(store)

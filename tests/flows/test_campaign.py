@@ -232,6 +232,8 @@ def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):
         f"{command('mlflow')} ui --backend-store-uri",
     ):
         assert text in result.output
+    # not a terminal: one line per round, as it closes
+    assert result.output.index("round 0/1  hypervolume") < result.output.index("round 1/1  hypervolume")
     status = runner.invoke(app, ["status", "runs/test_campaign"])
     assert status.exit_code == 0, status.output
     assert "rounds done: 1" in status.output and "oracle calls used: 9" in status.output
