@@ -441,10 +441,12 @@ def oracles_list() -> None:
 
     table = Table(title="oracles (oracle: {name: NAME} in a campaign config)")
     for column in ("name", "source", "class", "objectives", "about"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold" if column == "class" else "ellipsis")
     for info in describe_oracles():
         table.add_row(info.name, info.source, info.target, info.objectives, info.summary)
-    console.print(table)
+    # a pipe or file has no width: give the table room rather than break words at 80
+    out = console if console.is_terminal else Console(width=max(console.width, 200), soft_wrap=True)
+    out.print(table)
     console.print(
         f"Plug-ins register under the entry-point group '{ENTRY_POINT_GROUP}'; any Oracle subclass "
         "can also be named by import path: oracle: {target: 'package.module:Class'}.",

@@ -10,6 +10,7 @@ Plug-ins register under the entry-point group ``paretolab.oracles``, e.g. in the
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -129,12 +130,20 @@ def _objectives_text(cls: type[Oracle]) -> str:
     declared = getattr(cls, "objectives", None)
     if isinstance(declared, tuple) and declared:
         return ", ".join(f"{o.name} ({o.direction}{', ' + o.unit if o.unit else ''})" for o in declared)
-    return getattr(cls, "objectives_help", "set by its params")
+    return _plain(getattr(cls, "objectives_help", "set by its params"))
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def _plain(text: str) -> str:
+    """Docstring text without reStructuredText markup: ``x`` and :class:`X` read as x, X."""
+    return _RST_ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text).replace("``", "")
 
 
 def _summary(cls: type) -> str:
-    """The first paragraph of a class's docstring, on one line."""
-    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    """The first paragraph of a class's docstring, on one line, as plain text."""
+    return _plain(" ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()))
 
 
 def describe_oracles() -> list[OracleInfo]:

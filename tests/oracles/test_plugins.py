@@ -155,6 +155,9 @@ def test_oracles_list_shows_plugin_with_distribution_and_objectives(oracles_list
     for name in BUILTIN:  # branin_currin, lab, poli, ...
         assert "built-in" in _row(out, name)
     assert "paretolab.oracles" in out
+    # a pipe gets whole class paths and plain text, not reStructuredText cut at 80 columns
+    assert "paretolab.oracles.synthetic:BraninCurrinOracle" in _row(out, "branin_currin")
+    assert "``" not in out and ":class:`" not in out
 
 
 def test_oracles_list_shows_broken_plugins_as_cannot_load(oracles_list):
