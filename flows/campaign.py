@@ -63,6 +63,7 @@ def _logs_to_prefect() -> Iterator[None]:
     finally:
         ours.removeHandler(handler)
         ours.setLevel(level)
+        handler.flush()  # send what is queued now: a CLI process may exit right after
 
 
 def _run_name() -> str:
@@ -163,6 +164,14 @@ def _run_rounds(
     config = setup.config
     done = CampaignState.read(store).closed
     emit_progress("start", total=config.rounds, done=len(done - {0}), campaign_dir=str(store.root))
+    logger.info(
+        "campaign %s in %s: %d of %d round(s) closed%s",
+        config.name,
+        store.root,
+        len(done),
+        config.rounds + 1,
+        f", this run closes up to {rounds_per_run}" if rounds_per_run else "",
+    )
     closed_here = 0
     for round_ in range(config.rounds + 1):
         if round_ in done:
@@ -196,8 +205,15 @@ def _run_rounds(
                 # ends this process; Prefect reruns the flow on resume
                 suspend_for_lab(store, round_, Path(awaiting["request_dir"]), Path(awaiting["inbox_dir"]))
             return stopped, awaiting
-        emit_progress(
-            "round", round=round_, total=config.rounds, seconds=time.perf_counter() - start, **summary
+        seconds = time.perf_counter() - start
+        emit_progress("round", round=round_, total=config.rounds, seconds=seconds, **summary)
+        logger.info(
+            "round %d closed in %.1f s: hypervolume %.6g, %d Pareto point(s), %d oracle call(s) so far",
+            round_,
+            seconds,
+            summary["hypervolume"],
+            int(summary["n_pareto"]),
+            int(summary["oracle_calls"]),
         )
         closed_here += 1
     return "rounds", None

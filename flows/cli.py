@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -209,6 +211,16 @@ def _run_with_progress(
         except ServerStartError as exc:
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
+        ctrl_c: list[int] = []
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            ctrl_c.append(signum)
+            if not verbose:  # MLflow's thread may fail on a transaction the interrupt cut
+                logging.getLogger("mlflow").setLevel(logging.CRITICAL)
+            raise KeyboardInterrupt
+
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
         try:
             state = run_campaign(str(config), str(directory), force_new, rounds_per_run, return_state=True)
             result = None if state.is_cancelled() else state.result()  # a failed run raises here
@@ -216,14 +228,10 @@ def _run_with_progress(
             errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         except KeyboardInterrupt:
-            progress.stop()
-            errors.print(
-                f"interrupted; everything measured so far is kept: {command('paretolab')} run {config}"
-                f"{' --dir ' + str(campaign_dir) if campaign_dir else ''} resumes",
-                highlight=False,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _interrupted(progress, config, campaign_dir)
         except Exception as exc:
+            if ctrl_c:  # the interrupt surfaced wrapped (e.g. by SQLAlchemy inside MLflow)
+                _interrupted(progress, config, campaign_dir)
             errors.print(
                 f"[red]campaign stopped:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 f"Everything measured so far is kept in {directory}; "
@@ -235,10 +243,23 @@ def _run_with_progress(
             raise typer.Exit(EXIT_FAILED) from None
         finally:
             progress_logger.removeHandler(handler)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     if result is None:  # cancelled: another process holds the campaign
         errors.print(f"[red]error:[/] {escape(str(state.message))}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
     return result
+
+
+def _interrupted(progress: Progress, config: Path, campaign_dir: Path | None) -> None:
+    """Ctrl-C: one line saying how to resume, exit 130 (128 + SIGINT, as shells report it)."""
+    progress.stop()
+    errors.print(
+        f"interrupted; everything measured so far is kept: {command('paretolab')} run {config}"
+        f"{' --dir ' + str(campaign_dir) if campaign_dir else ''} resumes",
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _print_result(result: dict[str, Any]) -> None:

@@ -269,30 +269,52 @@ def test_each_step_is_timed_inside_its_task(tmp_path, prefect_api):
 
 def test_a_runs_logs_and_artifacts_reach_prefect_keyed_by_campaign(tmp_path, prefect_api):
     """paretolab's INFO lines are in the flow run's logs; each round leaves a summary, the
-    Pareto set with units and a link to the MLflow run as artifacts keyed by campaign."""
+    Pareto set with units and a link to the MLflow run as artifacts keyed by campaign.
+    Run as a user runs it, `paretolab run` in its own process, against the session's server."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from prefect.client.schemas.filters import (
         ArtifactFilter,
         ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterName,
         LogFilter,
         LogFilterFlowRunId,
     )
 
     config = write_config(tmp_path / "c.yaml", name="Shown_In.Prefect", rounds=1)
-    state = run_campaign(str(config), str(tmp_path / "camp"), return_state=True)
-    assert state.is_completed()
-    run_id = state.state_details.flow_run_id
+    env = {k: v for k, v in os.environ.items() if k != "PARETOLAB_KILL_AT"}
+    env.update(PREFECT_API_URL=prefect_api, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}")
+    paretolab = str(Path(sys.executable).with_name("paretolab"))
+    done = subprocess.run(
+        [paretolab, "run", str(config), "--dir", str(tmp_path / "camp")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "round 0 closed" not in done.stdout + done.stderr  # INFO goes to Prefect, not the terminal
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(run_id)
-        for _ in range(60):  # logs are sent in batches by a background worker
-            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-            if any(log.name.startswith("paretolab.") for log in logs):
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["Shown_In.Prefect-from-round-0"]))
+        )
+        assert len(runs) == 1
+        for _ in range(60):  # a process's last logs may still be on their way
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))
+            ours = [log.message for log in logs if log.name == "paretolab.flows.campaign"]
+            if any(m.startswith("round 1 closed") for m in ours):
                 break
             time.sleep(0.5)
         keys = ["shown-in-prefect-summary", "shown-in-prefect-pareto-set", "shown-in-prefect-mlflow-run"]
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
-    assert run.name == "Shown_In.Prefect-from-round-0"
-    ours = [log for log in logs if log.name.startswith("paretolab.")]
-    assert ours and {log.level for log in ours} >= {logging.INFO}, [log.name for log in logs]
+    assert any(m.startswith("round 0 closed") for m in ours), [(log.name, log.message) for log in logs]
+    assert any(m.startswith("round 1 closed") for m in ours), [(log.name, log.message) for log in logs]
+    assert all(log.level >= logging.INFO for log in logs if log.name.startswith("paretolab."))
     by_key: dict[str, list] = {}
     for artifact in artifacts:
         by_key.setdefault(artifact.key, []).append(artifact)
