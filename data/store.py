@@ -522,8 +522,9 @@ class CampaignStore:
         extra = sorted(set(files) - set(recorded))
         if self._lock_fd is None:
             return parts  # a reader may race the writer: the recorded parts are complete
-        if extra and extra != [len(recorded)]:
-            _, path = files[extra[-1] if extra[0] == len(recorded) else extra[0]]
+        stray = [seq for seq in extra if seq != len(recorded)]
+        if stray:
+            _, path = files[stray[0]]
             raise StoreError(
                 f"{path}: not recorded in {MANIFEST}: the store was changed by hand; {RESTORE_HINT}"
             )

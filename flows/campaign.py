@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 from prefect import flow
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import Pause
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, State
@@ -41,8 +42,6 @@ class _InARun(logging.Filter):
     """Passes records logged inside a Prefect flow or task run (the MLflow thread's are not)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from prefect.context import FlowRunContext, TaskRunContext
-
         return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
