@@ -523,7 +523,7 @@ class Campaign:
                 tracker = CampaignTracker(
                     uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts"
                 )
-                tracker.start(store, config.model_dump(mode="json"), config.name)
+                tracker.start(store, config)
                 self._tracker = tracker
             self._tracker.publish(store, self._prepared.setup)
             self._tracker.wait()

@@ -128,7 +128,7 @@ def _run_campaign(
     uri = default_tracking_uri(store.root, config.tracking.tracking_uri)
     tracker = CampaignTracker(uri, config.tracking.experiment, store.root.resolve().parent / "mlartifacts")
     try:
-        tracker.start(store, config.model_dump(mode="json"), config.name)
+        tracker.start(store, config)
         crash_point("campaign.tracker_started")
         if setup.oracle.asynchronous:  # results that came in while no run was going
             take_form_input(store)

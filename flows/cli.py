@@ -399,6 +399,42 @@ def status(
         console.print(f"MLflow run {meta['mlflow_run_id']} at {meta.get('mlflow_tracking_uri')}")
 
 
+@app.command()
+def ui(
+    where: Annotated[
+        Path | None,
+        typer.Argument(help="campaign directory, or a folder with mlflow.db (default: runs/mlflow.db)"),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="port on 127.0.0.1")] = 5000,
+) -> None:
+    """Start the MLflow UI for a local store on 127.0.0.1 and print the address of the
+    campaign's run in the runs view ("Model training"); Ctrl-C stops it."""
+    from paretolab.flows.mlflow_ui import UiError, find_target, start_ui, ui_url
+
+    try:
+        target = find_target(where)
+        process = start_ui(target, port=port)
+    except UiError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        url = ui_url(f"http://127.0.0.1:{port}", target.tracking_uri, target.run_id)
+        console.print(f"MLflow UI for {target.tracking_uri}\n  open: {url}\n  (Ctrl-C stops it)", highlight=False)
+        console.file.flush()  # a pipe or a log file sees the address now, not at exit
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except Exception:  # subprocess.TimeoutExpired: it would not stop
+            process.kill()
+    if process.returncode not in (0, -15, None):
+        errors.print(f"[red]error:[/] mlflow ui ended with exit code {process.returncode}")
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _example_configs() -> dict[str, Any]:
     """The example configs shipped inside the package, by name (file stem)."""
     from importlib.resources import files

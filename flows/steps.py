@@ -188,6 +188,28 @@ def build_acquisition(
     return acqf
 
 
+PROXY_CHECKPOINT = "proxy"
+"""The proxy's per-round state is stored (and logged) under this name, beside the generators'."""
+
+
+def proxy_checkpoint(setup: CampaignSetup, dataset: Dataset, model: Model) -> bytes:
+    """What a round's proxy is: its fitted state, the data it was fitted on (features in max
+    space, the candidates they came from) and how to build it again
+    (:func:`paretolab.models.proxies.gp.build_gp`), as bytes for the store."""
+    return _state_to_bytes(
+        {
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "X": dataset.X.detach().cpu(),
+            "Y": dataset.Y.detach().cpu(),
+            "Yvar": None if dataset.Yvar is None else dataset.Yvar.detach().cpu(),
+            "candidates": list(dataset.candidates),
+            "kernel": setup.proxy_kernel,
+            "vocab_size": setup.space.vocab_size,
+            "objectives": [[o.name, o.direction, o.unit] for o in setup.objectives],
+        }
+    )
+
+
 # 4 ---------------------------------------------------------------------------------------
 def update_generator(
     store: CampaignStore,
@@ -394,6 +416,7 @@ def choose_batch(
     dataset = step("load_dataset", load_dataset)(store, setup, device)
     metrics["n_train"] = float(len(dataset))
     model, proxy_metrics = step("fit_proxy", fit_proxy)(setup, dataset, round_)
+    store.save_checkpoint(PROXY_CHECKPOINT, round_, proxy_checkpoint(setup, dataset, model))
     metrics |= {f"proxy/{k}": v for k, v in proxy_metrics.items() if k != "n_train"}
     feasibility, feasibility_metrics = step("fit_feasibility", fit_feasibility)(setup, dataset, round_)
     metrics |= {f"feasibility/{k}": v for k, v in feasibility_metrics.items()}

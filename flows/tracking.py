@@ -2,17 +2,25 @@
 
 One MLflow run per campaign (its id is kept in the campaign store, so a resumed campaign
 logs into the same run). ``publish`` logs every round that the store has recorded and
-MLflow has not, which makes it idempotent and self-healing after a crash.
+MLflow has not, which makes it idempotent and self-healing after a crash. Per round:
+metrics, the front as a step-indexed image (the UI's round slider) and as an interactive
+plotly page, the surrogate's predictions against what was measured, and what the campaign
+learned (each learned generator's checkpoint and the proxy), which
+:mod:`paretolab.flows.shared_models` loads back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,18 +30,83 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from paretolab.data.dataset import pareto_rows
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from paretolab.data.dataset import pareto_rows, raw_values, valid_observations
 from paretolab.data.faults import crash_point
 from paretolab.data.spaces import MoleculeSpace
 from paretolab.data.store import CampaignStore
 from paretolab.flows.commands import command
-from paretolab.flows.plots import molecule_grid, pareto_figure
+from paretolab.flows.config import CampaignConfig
+from paretolab.flows.pareto_explorer import pareto_explorer_html
+from paretolab.flows.plots import PlotWindow, molecule_grid, pareto_figure, surrogate_figure
 
-__all__ = ["CampaignTracker", "check_tracking_uri", "default_tracking_uri", "flatten", "training_curves"]
+__all__ = [
+    "CONFIG_ARTIFACT",
+    "CampaignTracker",
+    "check_tracking_uri",
+    "checkpoint_artifact",
+    "default_tracking_uri",
+    "flatten",
+    "run_name",
+    "training_curves",
+]
 
 logger = logging.getLogger(__name__)
 
 _MAX_PARAM_LENGTH = 6000
+_WINDOW_TAG = "paretolab.plot_window"
+
+CONFIG_ARTIFACT = "campaign/config.json"
+"""The campaign's config and objectives as JSON: what a logged model is rebuilt from."""
+
+def checkpoint_artifact(name: str, round_: int) -> str:
+    """Where a learned model's state after ``round_`` is logged in the run."""
+    return f"checkpoints/{name}/round_{round_:04d}.pt"
+
+
+def run_name(name: str, campaign_dir: Path) -> str:
+    """``<campaign>-<folder>-<hash>``: unique per campaign directory, so runs of one config in
+    different folders are told apart (the folder is left out when it is the campaign's name)."""
+    root = Path(campaign_dir).resolve()
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:6]
+    return f"{name}-{digest}" if root.name == name else f"{name}-{root.name}-{digest}"
+
+
+def _git_commit(folder: Path) -> str | None:
+    """The commit checked out in the git repository holding ``folder``, if any."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _prefect_flow_run() -> tuple[str, str | None] | None:
+    """The Prefect flow run this process is in (its id and UI page), if any. Prefect is
+    not imported for it: the Python API runs without it."""
+    if "prefect" not in sys.modules:
+        return None
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    from prefect.runtime import flow_run
+
+    url = flow_run.ui_url  # built from PREFECT_UI_URL: meaningless without a Prefect server UI
+    return str(context.flow_run.id), url if url and url.startswith(("http://", "https://")) else None
+
+
+def _image(fig: Figure) -> Image.Image:
+    """A matplotlib figure as a PIL image (``log_image``'s input)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
 
 def default_tracking_uri(campaign_dir: Path, configured: str | None) -> str:
@@ -104,22 +177,31 @@ class CampaignTracker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paretolab-mlflow")
         self._pending: list[Future[None]] = []
         self._published: set[int] | None = None
+        self._window: PlotWindow | None = None
+        self._finished = False
+        """The stored run was finished: it is reopened only when a round is logged to it."""
+        self._logged_here = False
         self.background_seconds = 0.0
         """Time the background thread spent logging rounds (overlaps the next round)."""
 
-    def start(self, store: CampaignStore, config: dict[str, Any], name: str) -> str:
-        """Open the campaign's run (the stored one if it still exists) and mark it running."""
+    def start(self, store: CampaignStore, config: CampaignConfig) -> str:
+        """Open the campaign's run (the stored one if it still exists) and mark it running;
+        a finished run stays finished until a round is logged to it."""
         run_id = store.meta.get("mlflow_run_id")
         if run_id:
             try:
                 run = self.client.get_run(run_id)
-                self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-                if "paretolab.error" in run.data.tags:
-                    self.client.delete_tag(run_id, "paretolab.error")
-                self.run_id = run_id
-                return run_id
             except MlflowException:
                 logger.warning("MLflow run %s not found at %s; starting a new one", run_id, self.tracking_uri)
+            else:
+                self.run_id = run_id
+                self._finished = run.info.status == RunStatus.to_string(RunStatus.FINISHED)
+                if not self._finished:
+                    self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                if "paretolab.error" in run.data.tags:
+                    self.client.delete_tag(run_id, "paretolab.error")
+                self._set_tags(store, config)
+                return run_id
         experiment = self.client.get_experiment_by_name(self.experiment)
         if experiment:
             experiment_id = experiment.experiment_id
@@ -129,20 +211,60 @@ class CampaignTracker:
             experiment_id = self.client.create_experiment(self.experiment, artifact_location=location)
         else:  # a tracking server decides where artifacts go
             experiment_id = self.client.create_experiment(self.experiment)
-        run = self.client.create_run(
-            experiment_id,
-            run_name=name,
-            tags={
-                "paretolab.campaign_dir": str(store.root.resolve()),
-                "paretolab.config_hash": str(store.meta.get("config_hash")),
-            },
-        )
+        run = self.client.create_run(experiment_id, run_name=run_name(config.name, store.root))
         self.run_id = run.info.run_id
         store.update_meta(mlflow_run_id=self.run_id, mlflow_tracking_uri=self.tracking_uri)
-        params = [Param(k, v[:_MAX_PARAM_LENGTH]) for k, v in flatten(config).items()]
+        dumped = config.model_dump(mode="json")
+        params = [Param(k, v[:_MAX_PARAM_LENGTH]) for k, v in flatten(dumped).items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i : i + 100])
+        self._log_config(store, config)
+        self._set_tags(store, config)
         return self.run_id
+
+    def _log_config(self, store: CampaignStore, config: CampaignConfig) -> None:
+        """The config and objectives (what :mod:`~paretolab.flows.shared_models` rebuilds a
+        logged generator from), and a molecule space's seed file, which its vocabulary needs."""
+        spec = {"config": config.model_dump(mode="json"), "objectives": store.meta.get("objectives")}
+        seeds = getattr(config.space, "seeds", None)
+        if seeds is not None and seeds != "nci":
+            path = config.base_dir / seeds
+            self.client.log_artifact(self.run_id, str(path), "campaign")
+            spec["seed_file"] = f"campaign/{path.name}"
+        self.client.log_text(self.run_id, json.dumps(spec, indent=1), CONFIG_ARTIFACT)
+
+    def _set_tags(self, store: CampaignStore, config: CampaignConfig) -> None:
+        """What the run is (space, oracle, generators, code version) and which Prefect flow
+        run last advanced it, also as the run's description (markdown, with a link)."""
+        import paretolab
+
+        tags = {
+            "paretolab.campaign_dir": str(store.root.resolve()),
+            "paretolab.config_hash": str(store.meta.get("config_hash")),
+            "paretolab.space": config.space.kind,
+            "paretolab.oracle": config.oracle.label,
+            "paretolab.generators": ",".join(g.kind for g in config.generators),
+            "paretolab.version": paretolab.__version__,
+        }
+        commit = _git_commit(config.base_dir)
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+        lines = [
+            f"**{config.name}**: {config.space.kind} space, oracle `{config.oracle.label}`, "
+            f"generators {', '.join(g.kind for g in config.generators)}.",
+            "",
+            f"Campaign directory: `{store.root.resolve()}`",
+        ]
+        flow_run = _prefect_flow_run()
+        if flow_run is not None:
+            tags["paretolab.prefect_flow_run_id"] = flow_run[0]
+            if flow_run[1]:
+                tags["paretolab.prefect_flow_run_url"] = flow_run[1]
+                lines.append(f"Last advanced by Prefect flow run [{flow_run[0]}]({flow_run[1]}).")
+            else:
+                lines.append(f"Last advanced by Prefect flow run `{flow_run[0]}`.")
+        tags["mlflow.note.content"] = "\n".join(lines)
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def publish(self, store: CampaignStore, setup: Any) -> None:
         """Queue the logging of every recorded round that MLflow lacks.
@@ -154,9 +276,15 @@ class CampaignTracker:
         assert self.run_id, "start() first"
         job = self._executor.submit(
             self._publish_rounds,
-            store.read("rounds"),
-            store.read("observations"),
-            store.read("training"),
+            _Snapshot(
+                rounds=store.read("rounds"),
+                observations=store.read("observations"),
+                batches=store.read("batches"),
+                predictions=store.read("predictions"),
+                curves=training_curves(store.read("training")),
+                checkpoints=store.root / "checkpoints",
+                ref_point=store.meta.get("ref_point"),
+            ),
             tuple(setup.objectives),
             setup.config.name,
             isinstance(setup.space, MoleculeSpace),
@@ -169,36 +297,27 @@ class CampaignTracker:
         for job in pending:
             job.result()
 
-    def _publish_rounds(
-        self,
-        rounds: pd.DataFrame,
-        observations: pd.DataFrame,
-        training: pd.DataFrame,
-        objectives: tuple,
-        name: str,
-        molecules: bool,
-    ) -> None:
+    def _publish_rounds(self, snapshot: _Snapshot, objectives: tuple, name: str, molecules: bool) -> None:
         start = time.perf_counter()
         try:
-            self._log_rounds(rounds, observations, training_curves(training), objectives, name, molecules)
+            self._log_rounds(snapshot, objectives, name, molecules)
         finally:
             self.background_seconds += time.perf_counter() - start
 
-    def _log_rounds(
-        self,
-        rounds: pd.DataFrame,
-        observations: pd.DataFrame,
-        curves: pd.DataFrame,
-        objectives: tuple,
-        name: str,
-        molecules: bool,
-    ) -> None:
+    def _log_rounds(self, snapshot: _Snapshot, objectives: tuple, name: str, molecules: bool) -> None:
         if self._published is None:
             history = self.client.get_metric_history(self.run_id, "hypervolume")
             self._published = {m.step for m in history}
-        for row in rounds.itertuples():
+            window = self.client.get_run(self.run_id).data.tags.get(_WINDOW_TAG)
+            self._window = PlotWindow.from_json(json.loads(window)) if window else None
+        observations, curves = snapshot.observations, snapshot.curves
+        for row in snapshot.rounds.itertuples():
             if row.round in self._published:
                 continue
+            if self._finished:  # new rounds for a finished run: it runs again
+                self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                self._finished = False
+            self._logged_here = True
             values = {
                 "hypervolume": row.hypervolume,
                 "n_pareto": row.n_pareto,
@@ -213,12 +332,12 @@ class CampaignTracker:
                 for c in curves[curves["round"] == row.round].itertuples()
                 if c.value == c.value
             ]
+            seen = observations[observations["round"] <= row.round]
+            metrics += self._log_round_pictures(snapshot, seen, objectives, name, int(row.round), timestamp)
             # hypervolume last: its presence marks the round as published
             metrics.sort(key=lambda m: m.key == "hypervolume")
-            seen = observations[observations["round"] <= row.round]
-            fig = pareto_figure(seen, objectives, f"{name}: round {row.round}")
-            self.client.log_figure(self.run_id, fig, f"pareto/round_{row.round:04d}.png")
             crash_point("publish.figure_logged")  # the round's metrics not yet logged
+            self._log_checkpoints(snapshot.checkpoints, int(row.round))
             front = pareto_rows(seen, objectives)
             self.client.log_table(self.run_id, front, f"pareto/front_round_{row.round:04d}.json")
             if molecules and len(front):
@@ -228,13 +347,72 @@ class CampaignTracker:
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + 200])
             self._published.add(int(row.round))
 
+    def _log_round_pictures(
+        self,
+        snapshot: _Snapshot,
+        seen: pd.DataFrame,
+        objectives: tuple,
+        name: str,
+        round_: int,
+        timestamp: int,
+    ) -> list[Metric]:
+        """The front as a step image (the UI's slider) and as an interactive page, in the
+        campaign's fixed window; the surrogate's predictions for the round's batch against
+        what was measured. Returns the surrogate's metrics."""
+        ref = snapshot.ref_point
+        window = self._plot_window(seen, objectives, ref)
+        title = f"{name}: round {round_}"
+        figure = pareto_figure(seen, objectives, title, ref_point=ref, window=window, batch_round=round_)
+        self.client.log_image(self.run_id, _image(figure), key="pareto_front", step=round_)
+        page = pareto_explorer_html(
+            seen, snapshot.batches, objectives, ref_point=ref, window=window, batch_round=round_, title=title
+        )
+        self.client.log_text(self.run_id, page, f"pareto/round_{round_:04d}.html")
+        predictions = snapshot.predictions[snapshot.predictions["round"] == round_]
+        measured = seen[seen["round"] == round_]
+        drawn = surrogate_figure(predictions, measured, objectives, f"{name}: surrogate, round {round_}")
+        if drawn is None:
+            return []
+        self.client.log_image(self.run_id, _image(drawn[0]), key="surrogate", step=round_)
+        return [Metric(k, v, timestamp, round_) for k, v in drawn[1].items() if v == v]
+
+    def _plot_window(self, seen: pd.DataFrame, objectives: tuple, ref: list[float] | None) -> PlotWindow:
+        """The campaign's axes: kept from round to round, widened (and remembered in a run
+        tag, for a resumed campaign) only when a value falls outside."""
+        raw = raw_values(valid_observations(seen), objectives).numpy()
+        if ref is None:  # no reference point yet: the worst value seen stands in for it
+            sign = [1.0 if o.direction == "max" else -1.0 for o in objectives]
+            ref = [float((raw[:, k] * s).min()) if len(raw) else 0.0 for k, s in enumerate(sign)]
+        window = PlotWindow.fit(raw, ref, objectives, self._window)
+        if window != self._window:
+            self.client.set_tag(self.run_id, _WINDOW_TAG, json.dumps(window.to_json()))
+            self._window = window
+        return window
+
+    def _log_checkpoints(self, folder: Path, round_: int) -> None:
+        """Each learned generator's state after ``round_``, and the proxy's (when stored)."""
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob(f"*/round_{round_:04d}.pt")):
+            artifact = checkpoint_artifact(path.parent.name, round_)
+            self.client.log_artifact(self.run_id, str(path), str(Path(artifact).parent))
+
     def finish(self, store: CampaignStore, setup: Any, pareto: Any) -> None:
-        """Final artifacts: Pareto plot, observation and Pareto tables; mark the run finished."""
+        """Final artifacts: Pareto plot, observation and Pareto tables; mark the run finished.
+        A run that was finished and got no new round is left as it was."""
         assert self.run_id, "start() first"
         self.publish(store, setup)
         self.wait()
+        if self._finished and not self._logged_here:
+            return
         observations = store.read("observations")
-        fig = pareto_figure(observations, setup.objectives, f"{setup.config.name}: final")
+        fig = pareto_figure(
+            observations,
+            setup.objectives,
+            f"{setup.config.name}: final",
+            ref_point=store.meta.get("ref_point"),
+            window=self._window,
+        )
         self.client.log_figure(self.run_id, fig, "pareto/final.png")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "observations.parquet"
@@ -282,3 +460,16 @@ class CampaignTracker:
         if uri.startswith(("http://", "https://")):
             return f"open {uri}"
         return f"{command('mlflow')} ui --backend-store-uri {uri}"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What publishing reads from the store, read on the caller's thread."""
+
+    rounds: pd.DataFrame
+    observations: pd.DataFrame
+    batches: pd.DataFrame
+    predictions: pd.DataFrame
+    curves: pd.DataFrame
+    checkpoints: Path
+    ref_point: list[float] | None

@@ -44,6 +44,7 @@ if _TYPE_CHECKING:  # what the names below are, for type checkers and IDEs
     from paretolab.flows.config import MoleculeSpaceConfig as MoleculeSpace
     from paretolab.flows.config import SequenceSpaceConfig as SequenceSpace
     from paretolab.flows.engine import NotEnoughDataError
+    from paretolab.flows.shared_models import LoadedProxy, SharedModelError, load_generator, load_proxy
     from paretolab.oracles.base import Oracle, OracleError, OracleResult
     from paretolab.oracles.lab import LabOracle
 
@@ -56,6 +57,7 @@ _PUBLIC = {
     "ConfigError": ("paretolab.flows.config", "ConfigError"),
     "GridSpace": ("paretolab.flows.config", "GridSpaceConfig"),
     "LabOracle": ("paretolab.oracles.lab", "LabOracle"),
+    "LoadedProxy": ("paretolab.flows.shared_models", "LoadedProxy"),
     "MoleculeSpace": ("paretolab.flows.config", "MoleculeSpaceConfig"),
     "NotEnoughDataError": ("paretolab.flows.engine", "NotEnoughDataError"),
     "Objective": ("paretolab.data.objectives", "Objective"),
@@ -65,8 +67,11 @@ _PUBLIC = {
     "ResultsError": ("paretolab.data.results", "ResultsError"),
     "SearchSpace": ("paretolab.data.spaces", "SearchSpace"),
     "SequenceSpace": ("paretolab.flows.config", "SequenceSpaceConfig"),
+    "SharedModelError": ("paretolab.flows.shared_models", "SharedModelError"),
     "StoreError": ("paretolab.data.store", "StoreError"),
     "Told": ("paretolab.flows.ask_tell", "Told"),
+    "load_generator": ("paretolab.flows.shared_models", "load_generator"),
+    "load_proxy": ("paretolab.flows.shared_models", "load_proxy"),
 }
 """Public name -> (module, name there). Loaded on first use (PEP 562), so the command line
 (``paretolab --version``, ``--help``) does not pay for importing torch and BoTorch."""
@@ -80,6 +85,7 @@ __all__ = [
     "ConfigError",
     "GridSpace",
     "LabOracle",
+    "LoadedProxy",
     "MoleculeSpace",
     "NotEnoughDataError",
     "Objective",
@@ -89,9 +95,12 @@ __all__ = [
     "ResultsError",
     "SearchSpace",
     "SequenceSpace",
+    "SharedModelError",
     "StoreError",
     "Told",
     "__version__",
+    "load_generator",
+    "load_proxy",
 ]
 
 __version__ = _metadata.version("paretolab")
