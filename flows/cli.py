@@ -417,9 +417,16 @@ def ui(
     except UiError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a service manager's stop ends the UI too
     try:
         url = ui_url(f"http://127.0.0.1:{port}", target.tracking_uri, target.run_id)
-        console.print(f"MLflow UI for {target.tracking_uri}\n  open: {url}\n  (Ctrl-C stops it)", highlight=False)
+        console.print(
+            f"MLflow UI for {target.tracking_uri}\n  open: {url}\n  (Ctrl-C stops it)", highlight=False
+        )
         console.file.flush()  # a pipe or a log file sees the address now, not at exit
         process.wait()
     except KeyboardInterrupt:

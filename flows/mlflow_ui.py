@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretolab.flows.child_process import dies_with_parent
+
 __all__ = ["MODEL_TRAINING_VIEW", "UiError", "UiTarget", "find_target", "start_ui", "ui_url"]
 
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
@@ -116,6 +118,7 @@ def start_ui(target: UiTarget, host: str = "127.0.0.1", port: int = 5000) -> sub
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
+        preexec_fn=dies_with_parent(),
     )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

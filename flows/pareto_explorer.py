@@ -136,15 +136,20 @@ def _pairs_figure(
             **place,
         )
         fig.update_xaxes(
-            title_text=objective_label(objectives[i]), range=sorted(window.ranges[i]), autorange=False, **place
+            title_text=objective_label(objectives[i]),
+            range=sorted(window.ranges[i]),
+            autorange=False,
+            **place,
         )
         fig.update_yaxes(
-            title_text=objective_label(objectives[j]), range=sorted(window.ranges[j]), autorange=False, **place
+            title_text=objective_label(objectives[j]),
+            range=sorted(window.ranges[j]),
+            autorange=False,
+            **place,
         )
     fig.update_layout(
         title=title,
         height=430 * grid_rows,
-        width=max(700, 440 * cols),
         hovermode="closest",
         template="plotly_white",
     )
@@ -207,7 +212,12 @@ def pareto_explorer_html(
     if len(objectives) >= 3 or len(objectives) == 1:
         figures.append(_parallel_figure(valid, shown, objectives, window))
     parts = [
-        figure.to_html(full_html=False, include_plotlyjs=(k == 0), config={"displaylogo": False})
+        figure.to_html(
+            full_html=False,
+            include_plotlyjs=(k == 0),
+            default_width="100%",
+            config={"displaylogo": False, "responsive": True},
+        )
         for k, figure in enumerate(figures)
     ]
     return (

@@ -11,13 +11,13 @@ can take longer than Prefect's 20 s default to answer the first health check.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import sys
 from typing import Any
+
+from paretolab.flows.child_process import dies_with_parent
 
 __all__ = ["ServerStartError", "start_temporary_server"]
 
@@ -26,32 +26,9 @@ logger = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 60
 """Seconds one start-up attempt waits for the server to answer (Prefect's default: 20)."""
 
-_PR_SET_PDEATHSIG = 1
-
 
 class ServerStartError(RuntimeError):
     """The temporary Prefect API server did not start."""
-
-
-def _libc() -> Any | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-def _die_with(parent: int, libc: Any) -> Any:
-    """A ``preexec_fn`` for the server: SIGTERM when ``parent`` dies (if it already has,
-    exit at once). Runs in the forked child before exec: no imports, no allocations."""
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
 
 
 def start_temporary_server(timeout_s: float | None = None, attempts: int = 2) -> str | None:
@@ -72,7 +49,6 @@ def start_temporary_server(timeout_s: float | None = None, attempts: int = 2) ->
         timeout_s = float(
             os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", STARTUP_TIMEOUT_S)
         )
-    libc = _libc()
 
     class _BoundServer(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
@@ -88,8 +64,7 @@ def start_temporary_server(timeout_s: float | None = None, attempts: int = 2) ->
             command += ["--factory", "prefect.server.api.server:create_app"]
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error"]
             command += ["--lifespan", "on"]
-            preexec = _die_with(os.getpid(), libc) if libc is not None else None
-            return subprocess.Popen(command, env=env, preexec_fn=preexec)
+            return subprocess.Popen(command, env=env, preexec_fn=dies_with_parent())
 
     failures: list[str] = []
     for _ in range(attempts):

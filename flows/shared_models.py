@@ -92,7 +92,9 @@ class _Run:
         config = CampaignConfig.model_validate(spec["config"])
         if spec.get("seed_file"):  # a molecule space's vocabulary comes from its seed file
             seeds = Path(self._download(spec["seed_file"]))
-            config = config.model_copy(update={"space": config.space.model_copy(update={"seeds": seeds.name})})
+            config = config.model_copy(
+                update={"space": config.space.model_copy(update={"seeds": seeds.name})}
+            )
             config._base_dir = seeds.parent
         self.config = config
         self.objectives = tuple(Objective(*o) for o in spec["objectives"])

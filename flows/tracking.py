@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from paretolab.data.dataset import pareto_rows, raw_values, valid_observations
@@ -61,6 +60,7 @@ _WINDOW_TAG = "paretolab.plot_window"
 
 CONFIG_ARTIFACT = "campaign/config.json"
 """The campaign's config and objectives as JSON: what a logged model is rebuilt from."""
+
 
 def checkpoint_artifact(name: str, round_: int) -> str:
     """Where a learned model's state after ``round_`` is logged in the run."""

@@ -130,7 +130,7 @@ def test_an_ask_tell_loop_raises_the_hypervolume_and_logs_each_round(tmp_path):
         by_round[m.step] += m.value
     assert by_round == pytest.approx({1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0})  # the same rule as a flow run
     artifacts = {a.path for a in client.list_artifacts(run_id, "pareto")}
-    assert "pareto/round_0004.png" in artifacts
+    assert "pareto/round_0004.html" in artifacts
 
 
 def test_pending_candidates_are_left_out_and_conditioned_on(tmp_path):

@@ -20,6 +20,7 @@ from paretolab.flows.campaign_dir import CampaignMismatchError
 from paretolab.flows.cli import app
 from paretolab.flows.commands import command
 from paretolab.flows.engine import NotEnoughDataError
+from paretolab.flows.tracking import run_name
 from tests.helpers.configs import write_config
 from tests.helpers.oracles import CALL_LOG
 
@@ -87,16 +88,47 @@ def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
     assert sorted(new) == [0, 1, 2, 3] and new[0] > 0
     assert sums("new_pareto_share/") == pytest.approx({r: 1.0 for r, n in new.items() if n > 0})
     pareto = {a.path for a in mlflow.list_artifacts(run.info.run_id, "pareto")}
-    assert {"pareto/round_0000.png", "pareto/round_0003.png", "pareto/final.png"} <= pareto
+    assert {f"pareto/round_{r:04d}.html" for r in range(4)} | {"pareto/final.png"} <= pareto
+    page = open(mlflow.download_artifacts(run.info.run_id, "pareto/round_0003.html", str(tmp_path))).read()
+    assert "Plotly.newPlot" in page and '<script src="http' not in page  # self-contained: offline
+    assert observations["candidate"].iloc[-1] in page and "reference point" in page
+    # step-indexed images: the MLflow UI's round slider
+    images = [a.path for a in mlflow.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
+    steps = {
+        key: sorted(int(p.split("+step+")[1].split("+")[0]) for p in images if f"/{key}+" in p)
+        for key in ("pareto_front", "surrogate")
+    }
+    assert steps["pareto_front"] == [0, 1, 2, 3]
+    assert steps["surrogate"] == [1, 2, 3]  # model-based rounds: predicted against measured
+    coverage = mlflow.get_metric_history(run.info.run_id, "surrogate/branin/coverage_2sd")
+    assert [m.step for m in coverage] == [1, 2, 3] and all(0 <= m.value <= 1 for m in coverage)
+    window = json.loads(run.data.tags["paretolab.plot_window"])
+    assert len(window) == 2 and all(low < high for low, high in window)
+    # what the campaign learned: the proxy of every model-based round (no learned generator here)
+    checkpoints = {a.path for a in mlflow.list_artifacts(run.info.run_id, "checkpoints/proxy")}
+    assert checkpoints == {f"checkpoints/proxy/round_{r:04d}.pt" for r in (1, 2, 3)}
     tables = {a.path for a in mlflow.list_artifacts(run.info.run_id, "tables")}
     assert {"tables/observations.parquet", "tables/observations.json", "tables/pareto_front.json"} <= tables
+    # a name unique to this directory, and what the run is, as tags
+    assert run.info.run_name == run_name("test_campaign", campaign)
+    assert run_name("test_campaign", tmp_path / "elsewhere" / "demo") != run.info.run_name
+    tags = run.data.tags
+    assert tags["paretolab.space"] == "grid" and tags["paretolab.oracle"] == "branin_currin"
+    assert tags["paretolab.generators"] == "random,genetic"
+    assert tags["paretolab.prefect_flow_run_id"] == str(state.state_details.flow_run_id)
+    assert "test_campaign" in tags["mlflow.note.content"]
 
-    # A rerun of a finished campaign measures nothing; more rounds continue where it stopped.
+    # A rerun of a finished campaign measures nothing and leaves its run as it was;
+    # more rounds continue where it stopped, in the same run.
     again = run_campaign(str(config), str(campaign))
     assert again["oracle_calls"] == 15 and again["mlflow_run_id"] == result["mlflow_run_id"]
+    rerun = mlflow.get_run(result["mlflow_run_id"])
+    assert rerun.info.status == "FINISHED" and rerun.info.end_time == run.info.end_time
     write_config(config, rounds=4)
     extended = run_campaign(str(config), str(campaign))
     assert extended["rounds_done"] == 4 and extended["oracle_calls"] == 18
+    more = mlflow.get_run(result["mlflow_run_id"])
+    assert more.info.status == "FINISHED" and more.info.end_time > run.info.end_time
     assert extended["hypervolume"][:4] == hv
     assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "hypervolume")] == [0, 1, 2, 3, 4]
 
