@@ -34,9 +34,19 @@ demo-molecules: install
 
 # the suite runs on PYTEST_WORKERS processes (pytest-xdist), whole test files per worker
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-test: install
+# the browser test drives Debian's chromium through Playwright (apt, about a minute, once;
+# Playwright downloads no browser)
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make test needs $(CHROMIUM) (Debian's chromium) for the browser test: install it, or set CHROMIUM=/path/to/chromium"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium \
+	  || { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: install $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PYTEST)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
+
+import paretolab
 
 from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.config import load_config
+from paretolab.flows.factories import build_setup
 from tests.helpers.configs import write_config
 
 MOGFN = {
@@ -51,6 +55,31 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
     assert [m.step for m in curve] == list(range(24))  # steps counted across rounds
     assert client.get_metric_history(run_id, "generator/mogfn/log_z")
 
+    # what the campaign learned, loaded back from the MLflow run alone
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    generator = paretolab.load_generator(run_id, tracking_uri=uri)
+    assert generator.name == "mogfn" and generator.trained_round == 2
+    stored = torch.load(straight / "checkpoints" / "mogfn" / "round_0002.pt", weights_only=True)
+    loaded = generator.state_dict()
+    assert _same(loaded, stored)
+    setup = build_setup(load_config(_config(tmp_path, 2)))
+    twin = setup.generators[0]
+    twin.load_state_dict(stored)
+    assert generator.propose(16, torch.Generator().manual_seed(5)) == twin.propose(
+        16, torch.Generator().manual_seed(5)
+    )
+    assert paretolab.load_generator(run_id, 1, tracking_uri=uri).trained_round == 1
+    with pytest.raises(paretolab.SharedModelError, match="it has rounds 1, 2"):
+        paretolab.load_generator(run_id, 7, tracking_uri=uri)
+    # the proxy of round 2 predicts the round's batch exactly as it did when choosing it
+    proxy = paretolab.load_proxy(run_id, 2, tracking_uri=uri)
+    with CampaignStore.open(straight, lock=False) as store:
+        predicted = store.read("predictions")
+    predicted = predicted[predicted["round"] == 2].reset_index(drop=True)
+    again = proxy.predict(predicted["candidate"].drop_duplicates().tolist())
+    assert again["mean"].to_numpy() == pytest.approx(predicted["mean"].to_numpy(), rel=1e-6, abs=1e-9)
+    assert again["std"].to_numpy() == pytest.approx(predicted["std"].to_numpy(), rel=1e-6, abs=1e-9)
+
     # stop after round 1, then continue in a fresh setup: the warm start comes from the
     # stored checkpoint, so round 2 is exactly the uninterrupted one
     resumed = tmp_path / "resumed"
@@ -59,6 +88,17 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
     with CampaignStore.open(resumed, lock=False) as store:
         again = store.read("batches")
     assert again["candidate"].tolist() == batches["candidate"].tolist()
+
+
+def _same(a, b):
+    """Nested state dicts hold equal values."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a.cpu(), b.cpu())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 @pytest.mark.parametrize("name", ["hypergrid_mogfn", "ngram_mogfn"])
