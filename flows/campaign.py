@@ -236,7 +236,7 @@ def _summary(
         "oracle_calls": len(store.read("requests")),
         "mlflow_run_id": tracker.run_id,
         "mlflow_tracking_uri": uri,
-        "mlflow_ui": tracker.run_url_hint(),
+        "mlflow_ui": tracker.run_url_hint(store.root),
         "mlflow_background_seconds": tracker.background_seconds,
         "pareto_front": pareto_table(store, setup.objectives).to_dict("records"),
         "awaiting": awaiting,

@@ -39,6 +39,7 @@ from paretolab.data.spaces import MoleculeSpace
 from paretolab.data.store import CampaignStore
 from paretolab.flows.commands import command
 from paretolab.flows.config import CampaignConfig
+from paretolab.flows.mlflow_ui import MODEL_TRAINING_VIEW
 from paretolab.flows.pareto_explorer import pareto_explorer_html
 from paretolab.flows.plots import PlotWindow, molecule_grid, pareto_figure, surrogate_figure
 
@@ -452,14 +453,14 @@ class CampaignTracker:
             if self.tracking_uri.startswith(("http://", "https://"))
             else ("http://127.0.0.1:5000")
         )
-        return f"{base}/#/experiments/{experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
+        return f"{base}/#/experiments/{experiment_id}/runs/{self.run_id}?{MODEL_TRAINING_VIEW}"
 
-    def run_url_hint(self) -> str:
-        """The command that opens this tracking store in the MLflow UI."""
-        uri = self.tracking_uri
-        if uri.startswith(("http://", "https://")):
-            return f"open {uri}"
-        return f"{command('mlflow')} ui --backend-store-uri {uri}"
+    def run_url_hint(self, campaign_dir: Path) -> str:
+        """How to open the run: its address on a tracking server, else the command that
+        serves the local store (``paretolab ui``)."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.run_url()
+        return f"{command('paretolab')} ui {campaign_dir}"
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):
         "Pareto front",
         "oracle calls: 9",
         "runs/test_campaign",
-        f"{command('mlflow')} ui --backend-store-uri",
+        f"open the MLflow UI: {command('paretolab')} ui runs/test_campaign",
     ):
         assert text in result.output
     # not a terminal: one line per round, as it closes

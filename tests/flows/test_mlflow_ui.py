@@ -39,7 +39,7 @@ def test_the_store_is_found_from_a_campaign_a_folder_or_the_environment(tmp_path
     (tmp_path / "runs" / "mlflow.db").touch()
     assert find_target(None) == UiTarget(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     assert find_target(tmp_path / "runs") == find_target(None)
-    with pytest.raises(UiError, match="neither a campaign directory nor a folder with an mlflow.db"):
+    with pytest.raises(UiError, match=r"neither a campaign directory nor a folder with an mlflow\.db"):
         find_target(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert find_target(None) == UiTarget("http://127.0.0.1:5999")

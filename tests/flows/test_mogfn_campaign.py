@@ -9,7 +9,6 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import paretolab
-
 from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.config import load_config
