@@ -30,6 +30,7 @@ from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.ingest import ingest_inbox
 from paretolab.flows.round import PROGRESS_LOGGER, emit_progress, run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
+from paretolab.flows.task_runners import task_runner
 from paretolab.flows.tracking import CampaignTracker, default_tracking_uri
 from paretolab.flows.waiting import can_suspend, suspend_for_lab, take_form_input
 
@@ -171,6 +172,20 @@ def _run_rounds(
         config.rounds + 1,
         f", this run closes up to {rounds_per_run}" if rounds_per_run else "",
     )
+    with task_runner(config.runtime.task_runner) as runner:
+        return _close_rounds(store, setup, tracker, device, rounds_per_run, done, runner)
+
+
+def _close_rounds(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    tracker: CampaignTracker,
+    device: torch.device,
+    rounds_per_run: int | None,
+    done: set[int],
+    runner: Any,
+) -> tuple[str, dict[str, Any] | None]:
+    config = setup.config
     closed_here = 0
     for round_ in range(config.rounds + 1):
         if round_ in done:
@@ -185,7 +200,9 @@ def _run_rounds(
         # The campaign run's heartbeat covers the process; a subflow heartbeat adds
         # nothing but a wait of up to 1 s for its thread at the end of every round.
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            summary = run_round(store, setup, tracker, round_, size, device)
+            summary = run_round.with_options(task_runner=runner.duplicate())(
+                store, setup, tracker, round_, size, device
+            )
         if summary.get("awaiting"):
             awaiting = {
                 "from": "results" if config.oracle.name == "external" else "the lab",

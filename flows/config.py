@@ -198,8 +198,31 @@ GeneratorConfig = Annotated[
 ]
 
 
+class TaskRunnerConfig(Strict):
+    """Where a round's oracle chunks run: threads in this process, or a Dask cluster."""
+
+    kind: Literal["threads", "dask"] = Field(
+        "threads", description="threads: in this process; dask: a Dask cluster (prefect-dask)"
+    )
+    address: str | None = Field(
+        None, description="dask: the scheduler's address (tcp://host:8786); none = a local cluster"
+    )
+    workers: int = Field(2, ge=1, description="dask, no address: worker processes of a local cluster")
+    oracle_chunk: int | None = Field(
+        None, ge=1, description="candidates per oracle task; none = the whole batch in one call"
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> TaskRunnerConfig:
+        if self.address is not None and self.kind != "dask":
+            raise ValueError("address is a Dask scheduler's; set kind: dask")
+        return self
+
+
 class RuntimeConfig(Strict):
     """Where and how the numbers are crunched; does not change the campaign's identity."""
+
+    task_runner: TaskRunnerConfig = TaskRunnerConfig()
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int | None = Field(

@@ -10,19 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import torch
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 
 from paretolab.data.faults import crash_point
 from paretolab.data.store import CampaignStore
 from paretolab.flows import steps
 from paretolab.flows.engine import CampaignState, close_round
 from paretolab.flows.factories import CampaignSetup
+from paretolab.flows.oracle_chunks import measure_chunk, measure_here
 from paretolab.flows.prefect_artifacts import publish_round_artifacts
 from paretolab.flows.tracking import CampaignTracker
+from paretolab.oracles.base import Oracle, OracleResult
 
 __all__ = ["PROGRESS_LOGGER", "SCIENCE_STEPS", "emit_progress", "run_round"]
 
@@ -61,6 +65,30 @@ class _RoundTimings:
 def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
     body = steps.timed(fn, name, _RoundTimings())  # type: ignore[arg-type]
     return task(name=name, cache_policy=NO_CACHE, **options)(body)
+
+
+_oracle_chunk = task(name="oracle_chunk", cache_policy=NO_CACHE)(measure_chunk)
+
+
+def _measure_mapped(oracle: Oracle, chunks: list[list[str]], receipts: list[Path]) -> list[OracleResult]:
+    """The evaluate step's chunks as mapped tasks on the round's task runner (threads, or
+    Dask workers); one chunk runs here, as a plain call."""
+    if len(chunks) == 1:
+        return measure_here(oracle, chunks, receipts)
+    # Prefect ships the submitting runs' contexts, parameters included, with each task; the
+    # round's parameters (the store, the tracker, the setup) are not for pickling, nor
+    # needed by a chunk: submit from a copy of the round's context without them, as the
+    # round's own tasks
+    flow_run = FlowRunContext.get()
+    lean = flow_run.model_copy(update={"parameters": {}}) if flow_run is not None else None
+    flow_token = FlowRunContext.__var__.set(lean)  # type: ignore[attr-defined]
+    task_token = TaskRunContext.__var__.set(None)  # type: ignore[attr-defined]
+    try:
+        futures = _oracle_chunk.map(unmapped(oracle), chunks, receipts)
+        return [future.result() for future in futures]
+    finally:
+        TaskRunContext.__var__.reset(task_token)  # type: ignore[attr-defined]
+        FlowRunContext.__var__.reset(flow_token)  # type: ignore[attr-defined]
 
 
 def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:
@@ -106,8 +134,7 @@ def _as_task(name: str, fn: Callable[..., Any]) -> Any:
     return TASKS[name]
 
 
-@flow(name="paretolab-round", flow_run_name="round-{round_}", validate_parameters=False)
-def run_round(
+def _round(
     store: CampaignStore,
     setup: CampaignSetup,
     tracker: CampaignTracker,
@@ -140,7 +167,7 @@ def run_round(
         metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=_as_task)
 
     evaluation = step("evaluate", retries=setup.config.oracle_retries, retry_delay_seconds=1)(
-        store, setup, round_
+        store, setup, round_, _measure_mapped
     )
     if evaluation.get("awaiting"):
         return {
@@ -154,3 +181,8 @@ def run_round(
     summary = step("record")(store, setup, round_, metrics)
     step("publish")(tracker, store, setup)
     return summary
+
+
+# The flow wraps ``_round`` under another name, so that the function pickles by reference:
+# Prefect ships the running flow with every task it sends to a Dask worker.
+run_round = flow(name="paretolab-round", flow_run_name="round-{round_}", validate_parameters=False)(_round)

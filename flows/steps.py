@@ -37,6 +37,14 @@ from paretolab.flows.engine import (
 )
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.lab import evaluate_lab
+from paretolab.flows.oracle_chunks import (
+    MeasureChunks,
+    chunks_of,
+    forget_receipts,
+    join_results,
+    measure_here,
+    receipt_paths,
+)
 from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
 from paretolab.models.feasibility import Feasibility, words_of
 from paretolab.models.feasibility import fit_feasibility as fit_feasibility_model
@@ -477,9 +485,17 @@ def initial_design(store: CampaignStore, setup: CampaignSetup, n: int, round_: i
 
 # 8 ---------------------------------------------------------------------------------------
 def _send(
-    store: CampaignStore, setup: CampaignSetup, round_: int, request_id: str, attempt: int, xs: list[str]
+    store: CampaignStore,
+    setup: CampaignSetup,
+    round_: int,
+    request_id: str,
+    attempt: int,
+    xs: list[str],
+    measure: MeasureChunks,
 ) -> OracleResult:
-    """Record a request, then send it: the ledger always knows what was sent."""
+    """Record a request, then send it in chunks (``runtime.task_runner.oracle_chunk``), each
+    kept in a receipt as it comes back: the ledger always knows what was sent, and a chunk
+    run twice is paid once (:mod:`paretolab.flows.oracle_chunks`)."""
     store.append(
         "requests",
         pd.DataFrame(
@@ -493,13 +509,17 @@ def _send(
         ),
     )
     crash_point("evaluate.before_oracle")
-    result = setup.oracle(xs)
+    chunks = chunks_of(xs, setup.config.runtime.task_runner.oracle_chunk)
+    result = join_results(measure(setup.oracle, chunks, receipt_paths(store.root, request_id, len(chunks))))
     crash_point("evaluate.after_oracle")
     return result
 
 
-def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[str, float]:
-    """Measure this round's batch: the only oracle call.
+def evaluate(
+    store: CampaignStore, setup: CampaignSetup, round_: int, measure: MeasureChunks = measure_here
+) -> dict[str, float]:
+    """Measure this round's batch: the only oracle call. ``measure`` runs its chunks (the
+    flow maps them as tasks on its task runner; by default they run here, in turn).
 
     A lab (asynchronous) oracle is sent the batch as a request instead, and the result says
     whether the round waits for it (``awaiting``); see :func:`paretolab.flows.lab.evaluate_lab`.
@@ -522,7 +542,7 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
     attempt = int(previous.max()) + 1 if len(previous) else 1
     request_id = f"round{round_}-attempt{attempt}"
     try:
-        result = _send(store, setup, round_, request_id, attempt, todo)
+        result = _send(store, setup, round_, request_id, attempt, todo, measure)
     except OracleError as error:
         if not setup.oracle.isolate_failures or len(todo) == 1:
             raise
@@ -530,7 +550,7 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
         values, reasons = [], []
         for i, x in enumerate(todo):
             try:
-                single = _send(store, setup, round_, f"{request_id}-single{i}", attempt, [x])
+                single = _send(store, setup, round_, f"{request_id}-single{i}", attempt, [x], measure)
             except OracleError as failure:
                 single = OracleResult(torch.full((1, len(setup.objectives)), math.nan), [str(failure)])
             values.append(single.values)
@@ -551,6 +571,7 @@ def evaluate(store: CampaignStore, setup: CampaignSetup, round_: int) -> dict[st
     for j, objective in enumerate(setup.objectives):
         rows[objective.name] = result.values[:, j].numpy()
     store.append("observations", rows)
+    forget_receipts(store.root, f"round{round_}-")  # the store is the record now
     n_valid = int(result.valid.sum())
     for reason in {r for r in result.reasons if r}:
         logger.warning("round %d: failed measurement: %s", round_, reason)

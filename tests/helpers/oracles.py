@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from paretolab.oracles.synthetic import BraninCurrinOracle
 CALL_LOG = "PARETOLAB_TEST_CALL_LOG"
 RETURN_LOG = "PARETOLAB_TEST_RETURN_LOG"
 SUBMIT_LOG = "PARETOLAB_TEST_SUBMIT_LOG"
+CHARGE_LOG = "PARETOLAB_TEST_CHARGE_LOG"
 
 
 def _log(variable: str, lines: list[str]) -> None:
@@ -44,6 +46,22 @@ class CountingOracle(BraninCurrinOracle):
             RETURN_LOG,
             [f"{x} {' '.join(repr(float(v)) for v in row)}" for x, row in zip(xs, values, strict=True)],
         )
+        return values
+
+
+class ChargingOracle(BraninCurrinOracle):
+    """Branin-Currin that takes ``delay`` seconds a call and, when it returns, records each
+    candidate it charged for (and the process that measured it) in
+    $PARETOLAB_TEST_CHARGE_LOG: a call cut off before it returns is not charged."""
+
+    def __init__(self, space: SearchSpace, delay: float = 0.0) -> None:
+        super().__init__(space)
+        self.delay = delay
+
+    def _evaluate(self, xs: list[str]) -> Tensor:
+        time.sleep(self.delay)
+        values = super()._evaluate(xs)
+        _log(CHARGE_LOG, [f"{x} {os.getpid()}" for x in xs])
         return values
 
 

@@ -1,0 +1,90 @@
+"""Oracle chunks on a local Dask cluster (prefect-dask), run by `paretolab run` as a user
+would: the same seed gives the same campaign as the default thread runner, and Dask
+workers killed right after measuring a chunk (before its result is collected, so Dask runs
+the finished task again) never make the oracle charge for a candidate twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from paretolab.data.store import CampaignStore
+from tests.conftest import ROOT
+from tests.helpers.configs import write_config
+from tests.helpers.oracles import CHARGE_LOG
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def _run(tmp_path: Path, name: str, task_runner: dict, kill: str | None = None) -> tuple[Path, list[str]]:
+    config = write_config(
+        tmp_path / f"{name}.yaml",
+        name=name,
+        oracle={"target": "tests.helpers.oracles:ChargingOracle", "params": {"delay": 0.3}},
+        initial_design=8,
+        batch_size=6,
+        rounds=1,
+        runtime={"task_runner": task_runner},
+    )
+    charges = tmp_path / f"{name}.charges"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARETOLAB_KILL"))}
+    env.update(
+        {
+            CHARGE_LOG: str(charges),
+            "PYTHONPATH": str(ROOT),  # the Dask workers import the test oracle
+            "PREFECT_HOME": str(tmp_path / "prefect_home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        }
+    )
+    if kill:
+        env["PARETOLAB_KILL_AT"] = kill
+    campaign = tmp_path / name
+    done = subprocess.run(
+        [str(BIN / "paretolab"), "run", str(config), "--dir", str(campaign)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return campaign, charges.read_text().split("\n")[:-1]
+
+
+def _tables(campaign: Path):
+    with CampaignStore.open(campaign, lock=False) as store:
+        return store.read("batches"), store.read("observations"), store.read("requests")
+
+
+def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charges_twice(tmp_path):
+    threads, thread_charges = _run(tmp_path, "threads", {"kind": "threads"})
+    # every worker process dies right after the receipt of its 2nd chunk is written: its
+    # result is lost and Dask runs that finished chunk again on a fresh worker
+    dask, dask_charges = _run(
+        tmp_path,
+        "dask",
+        {"kind": "dask", "workers": 2, "oracle_chunk": 2},
+        kill="oracle_chunk.receipt_written:2",
+    )
+    batches, observations, requests = _tables(dask)
+    t_batches, t_observations, _ = _tables(threads)
+
+    charged = Counter(line.split()[0] for line in dask_charges)
+    assert sorted(charged) == sorted(observations["candidate"]) and set(charged.values()) == {1}
+    assert len(requests) == len(observations) == 14 and observations["candidate"].is_unique
+    # the chunks ran on the workers (several processes, none of them this test's child)
+    assert len({line.split()[1] for line in dask_charges}) >= 2
+    # the same seed gives the same campaign as the default runner, to the last value
+    assert batches["candidate"].tolist() == t_batches["candidate"].tolist()
+    for column in ("candidate", "branin", "currin"):
+        assert observations[column].tolist() == t_observations[column].tolist()
+    assert len(thread_charges) == 14
+    assert not (dask / "oracle_receipts").exists() or not any((dask / "oracle_receipts").iterdir())
