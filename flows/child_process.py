@@ -29,9 +29,10 @@ def _libc() -> Any | None:
 
 
 def dies_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when this process
-    dies (if it already has, the child exits at once); ``None`` where Linux's prctl is
-    missing. It runs in the forked child before exec: no imports, no allocations."""
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when the thread
+    that starts it ends, or its process dies (if it already has, the child exits at once);
+    ``None`` where Linux's prctl is missing. Start long-lived servers from the main thread.
+    It runs in the forked child before exec: no imports, no allocations."""
     libc = _libc()
     if libc is None:
         return None

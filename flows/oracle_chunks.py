@@ -1,16 +1,18 @@
 """The oracle call of a round, split into chunks that run as tasks: in this process (the
 default) or on a Dask cluster (``runtime.task_runner``).
 
-A chunk's results are written to a *receipt* (``oracle_receipts/<request>/chunk_<k>.json``
-in the campaign directory) the moment the oracle returns, before the task returns them. A
-task that runs again finds its receipt and returns it without calling the oracle: Dask
-re-runs a finished task whose worker died before its result was collected (prefect-dask
-issue #15442), and such a re-run must not pay for the measurements twice. The receipts of a
-request are removed once its observations are in the store (which is then the record).
+Each candidate's result is written to a *receipt* (``oracle_receipts/round<r>/<hash>.json``
+in the campaign directory) the moment the oracle returns, before the task returns it. A
+chunk asks the oracle only for its candidates without a receipt: Dask re-runs a finished
+task whose worker died before its result was collected (prefect-dask issue #15442), a
+failed batch is resent one candidate at a time, a crashed round is resumed as a new
+attempt; none of these pays for a measurement twice. A round's receipts are removed once
+its observations are in the store (which is then the record).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -31,14 +33,15 @@ __all__ = [
     "join_results",
     "measure_chunk",
     "measure_here",
-    "receipt_paths",
+    "receipt_folder",
 ]
 
 RECEIPTS_DIR = "oracle_receipts"
 
-MeasureChunks = Callable[[Oracle, list[list[str]], list[Path]], list[OracleResult]]
-"""Runs :func:`measure_chunk` for each chunk and its receipt, in order: the round's
-oracle scale-out hook (``measure_here``, or mapped Prefect tasks on the flow's runner)."""
+MeasureChunks = Callable[[Oracle, list[list[str]], Path], list[OracleResult]]
+"""Runs :func:`measure_chunk` for each chunk with the round's receipt folder, in order: the
+round's oracle scale-out hook (``measure_here``, or mapped Prefect tasks on the flow's
+runner)."""
 
 
 def chunks_of(xs: Sequence[str], size: int | None) -> list[list[str]]:
@@ -48,52 +51,56 @@ def chunks_of(xs: Sequence[str], size: int | None) -> list[list[str]]:
     return [list(xs[i : i + size]) for i in range(0, len(xs), size)]
 
 
-def receipt_paths(campaign_dir: Path, request_id: str, n: int) -> list[Path]:
-    """Where the receipts of the ``n`` chunks of ``request_id`` go."""
-    folder = Path(campaign_dir) / RECEIPTS_DIR / request_id
-    return [folder / f"chunk_{k:04d}.json" for k in range(n)]
+def receipt_folder(campaign_dir: Path, round_: int) -> Path:
+    """Where round ``round_``'s receipts go: an absolute path, which Dask workers on other
+    machines reach through a shared file system."""
+    return Path(campaign_dir).resolve() / RECEIPTS_DIR / f"round{round_}"
 
 
-def forget_receipts(campaign_dir: Path, prefix: str) -> None:
-    """Remove the receipts of every request whose id starts with ``prefix`` (their
-    observations are recorded: the store is the record now)."""
-    folder = Path(campaign_dir) / RECEIPTS_DIR
-    if folder.is_dir():
-        for request in folder.glob(f"{prefix}*"):
-            shutil.rmtree(request, ignore_errors=True)
+def forget_receipts(campaign_dir: Path, round_: int) -> None:
+    """Remove round ``round_``'s receipts (its observations are recorded: the store is the
+    record now)."""
+    shutil.rmtree(receipt_folder(campaign_dir, round_), ignore_errors=True)
 
 
-def _read_receipt(path: Path, xs: list[str]) -> OracleResult | None:
+def _receipt(folder: Path, x: str) -> Path:
+    return folder / f"{hashlib.sha256(x.encode()).hexdigest()[:32]}.json"
+
+
+def _read_receipt(path: Path, x: str) -> tuple[list[float], str | None] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):  # none, or a torn one (atomic writes make that rare): measure
         return None
-    if data.get("candidates") != xs:
+    if data.get("candidate") != x:
         return None
-    values = torch.tensor(
-        [[math.nan if v is None else v for v in row] for row in data["values"]], dtype=torch.double
-    )
-    return OracleResult(values.reshape(len(xs), -1), data["reasons"])
+    return [math.nan if v is None else v for v in data["values"]], data["reason"]
 
 
-def measure_chunk(oracle: Oracle, xs: list[str], receipt: Path) -> OracleResult:
-    """The oracle's results for ``xs``: from the receipt if this chunk was measured before,
-    else measured now and written to the receipt before they are returned."""
-    done = _read_receipt(receipt, xs)
-    if done is not None:
-        return done
-    result = oracle(xs)
-    receipt.parent.mkdir(parents=True, exist_ok=True)
-    values = [[None if math.isnan(v) else v for v in row] for row in result.values.tolist()]
-    text = json.dumps({"candidates": xs, "values": values, "reasons": list(result.reasons)})
-    atomic_write(receipt, lambda fh: fh.write(text.encode()))
-    crash_point("oracle_chunk.receipt_written")  # measured and kept; not returned yet
-    return result
+def measure_chunk(oracle: Oracle, xs: list[str], folder: Path) -> OracleResult:
+    """The oracle's results for ``xs``: those with a receipt in ``folder`` from it, the
+    others measured now (one call) and each written to its receipt before they are
+    returned."""
+    known = {x: found for x in xs if (found := _read_receipt(_receipt(folder, x), x)) is not None}
+    todo = [x for x in xs if x not in known]
+    if todo:
+        result = oracle(todo)
+        folder.mkdir(parents=True, exist_ok=True)
+        for x, row, reason in zip(todo, result.values.tolist(), result.reasons, strict=True):
+            values = [None if math.isnan(v) else v for v in row]
+            text = json.dumps({"candidate": x, "values": values, "reason": reason})
+            atomic_write(
+                _receipt(folder, x), lambda fh, text=text: fh.write(text.encode()), crash_points=False
+            )
+            known[x] = (row, reason)
+        crash_point("oracle_chunk.receipt_written")  # measured and kept; not returned yet
+    values = torch.tensor([known[x][0] for x in xs], dtype=torch.double)
+    return OracleResult(values.reshape(len(xs), -1), [known[x][1] for x in xs])
 
 
-def measure_here(oracle: Oracle, chunks: list[list[str]], receipts: list[Path]) -> list[OracleResult]:
+def measure_here(oracle: Oracle, chunks: list[list[str]], folder: Path) -> list[OracleResult]:
     """Each chunk in turn, in this process."""
-    return [measure_chunk(oracle, xs, receipt) for xs, receipt in zip(chunks, receipts, strict=True)]
+    return [measure_chunk(oracle, xs, folder) for xs in chunks]
 
 
 def join_results(results: list[OracleResult]) -> OracleResult:

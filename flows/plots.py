@@ -114,10 +114,12 @@ class PlotWindow:
         return clipped, (clipped != raw).any(1) if len(raw) else np.zeros(0, dtype=bool)
 
     def to_json(self) -> list[list[float]]:
+        """``[[low, high], ...]``, as the run tag keeps it."""
         return [list(r) for r in self.ranges]
 
     @classmethod
     def from_json(cls, data: Sequence[Sequence[float]]) -> PlotWindow:
+        """The window :meth:`to_json` wrote."""
         return cls(tuple((float(lo), float(hi)) for lo, hi in data))
 
 

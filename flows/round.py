@@ -17,6 +17,7 @@ import torch
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from paretolab.data.faults import crash_point
 from paretolab.data.store import CampaignStore
@@ -70,21 +71,25 @@ def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
 _oracle_chunk = task(name="oracle_chunk", cache_policy=NO_CACHE)(measure_chunk)
 
 
-def _measure_mapped(oracle: Oracle, chunks: list[list[str]], receipts: list[Path]) -> list[OracleResult]:
+def _measure_mapped(oracle: Oracle, chunks: list[list[str]], folder: Path) -> list[OracleResult]:
     """The evaluate step's chunks as mapped tasks on the round's task runner (threads, or
-    Dask workers); one chunk runs here, as a plain call."""
-    if len(chunks) == 1:
-        return measure_here(oracle, chunks, receipts)
+    Dask workers); on threads, a single chunk runs here, as a plain call. Every chunk is
+    waited for before a failure is raised, so none is still measuring when the step retries."""
+    flow_run = FlowRunContext.get()
+    runner = getattr(flow_run, "task_runner", None)
+    if len(chunks) == 1 and (runner is None or isinstance(runner, ThreadPoolTaskRunner)):
+        return measure_here(oracle, chunks, folder)
     # Prefect ships the submitting runs' contexts, parameters included, with each task; the
     # round's parameters (the store, the tracker, the setup) are not for pickling, nor
     # needed by a chunk: submit from a copy of the round's context without them, as the
     # round's own tasks
-    flow_run = FlowRunContext.get()
     lean = flow_run.model_copy(update={"parameters": {}}) if flow_run is not None else None
     flow_token = FlowRunContext.__var__.set(lean)  # type: ignore[attr-defined]
     task_token = TaskRunContext.__var__.set(None)  # type: ignore[attr-defined]
     try:
-        futures = _oracle_chunk.map(unmapped(oracle), chunks, receipts)
+        futures = _oracle_chunk.map(unmapped(oracle), chunks, unmapped(folder))
+        for future in futures:
+            future.wait()
         return [future.result() for future in futures]
     finally:
         TaskRunContext.__var__.reset(task_token)  # type: ignore[attr-defined]

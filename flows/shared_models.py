@@ -141,7 +141,8 @@ def load_generator(
     latest if omitted): built from the run's logged config and loaded with its checkpoint,
     ready to ``propose(n, rng)``. ``generator`` names it (``mogfn``, ``opgfn``,
     ``diffusion``) when the campaign trained several. ``device``: ``cpu``, ``cuda`` or
-    ``auto`` (default: the campaign's setting)."""
+    ``auto`` (default: ``auto``, the GPU when there is one: a campaign trained on CUDA
+    loads on a CPU machine too)."""
     with tempfile.TemporaryDirectory() as folder:
         run = _Run(run_id, tracking_uri, Path(folder))
         learned = run.learned_generators()
@@ -164,7 +165,7 @@ def load_generator(
             run.space,
             num_objectives=len(run.objectives),
             seed=run.config.seed,
-            device=pick_device(device or run.config.runtime.device),
+            device=pick_device(device or "auto"),
         )
         built.load_state_dict(state)
         built.trained_round = chosen
@@ -177,6 +178,7 @@ def load_proxy(run_id: str, round: int | None = None, *, tracking_uri: str | Non
     with tempfile.TemporaryDirectory() as folder:
         run = _Run(run_id, tracking_uri, Path(folder))
         chosen, saved = run.checkpoint(PROXY_CHECKPOINT, round)
-    model = build_gp(saved["X"], saved["Y"], saved["kernel"], saved["vocab_size"], saved["Yvar"])
+    X = run.space.featurize(saved["candidates"]).to(saved["Y"])  # features are not stored
+    model = build_gp(X, saved["Y"], saved["kernel"], saved["vocab_size"], saved["Yvar"])
     model.load_state_dict(saved["state_dict"])
     return LoadedProxy(model.eval(), run.space, run.objectives, saved["candidates"], chosen)

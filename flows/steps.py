@@ -43,7 +43,7 @@ from paretolab.flows.oracle_chunks import (
     forget_receipts,
     join_results,
     measure_here,
-    receipt_paths,
+    receipt_folder,
 )
 from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
 from paretolab.models.feasibility import Feasibility, words_of
@@ -201,13 +201,13 @@ PROXY_CHECKPOINT = "proxy"
 
 
 def proxy_checkpoint(setup: CampaignSetup, dataset: Dataset, model: Model) -> bytes:
-    """What a round's proxy is: its fitted state, the data it was fitted on (features in max
-    space, the candidates they came from) and how to build it again
+    """What a round's proxy is: its fitted state, the data it was fitted on (the candidates
+    and their values in max space; their features are recomputed from the space, so a
+    checkpoint stays small) and how to build it again
     (:func:`paretolab.models.proxies.gp.build_gp`), as bytes for the store."""
     return _state_to_bytes(
         {
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "X": dataset.X.detach().cpu(),
             "Y": dataset.Y.detach().cpu(),
             "Yvar": None if dataset.Yvar is None else dataset.Yvar.detach().cpu(),
             "candidates": list(dataset.candidates),
@@ -494,8 +494,8 @@ def _send(
     measure: MeasureChunks,
 ) -> OracleResult:
     """Record a request, then send it in chunks (``runtime.task_runner.oracle_chunk``), each
-    kept in a receipt as it comes back: the ledger always knows what was sent, and a chunk
-    run twice is paid once (:mod:`paretolab.flows.oracle_chunks`)."""
+    candidate's result kept in a receipt as it comes back: the ledger always knows what was
+    sent, and a candidate sent again is paid once (:mod:`paretolab.flows.oracle_chunks`)."""
     store.append(
         "requests",
         pd.DataFrame(
@@ -510,7 +510,7 @@ def _send(
     )
     crash_point("evaluate.before_oracle")
     chunks = chunks_of(xs, setup.config.runtime.task_runner.oracle_chunk)
-    result = join_results(measure(setup.oracle, chunks, receipt_paths(store.root, request_id, len(chunks))))
+    result = join_results(measure(setup.oracle, chunks, receipt_folder(store.root, round_)))
     crash_point("evaluate.after_oracle")
     return result
 
@@ -571,7 +571,7 @@ def evaluate(
     for j, objective in enumerate(setup.objectives):
         rows[objective.name] = result.values[:, j].numpy()
     store.append("observations", rows)
-    forget_receipts(store.root, f"round{round_}-")  # the store is the record now
+    forget_receipts(store.root, round_)  # the store is the record now
     n_valid = int(result.valid.sum())
     for reason in {r for r in result.reasons if r}:
         logger.warning("round %d: failed measurement: %s", round_, reason)

@@ -181,6 +181,9 @@ class CampaignTracker:
         self._window: PlotWindow | None = None
         self._finished = False
         """The stored run was finished: it is reopened only when a round is logged to it."""
+        self._tags: dict[str, str] = {}
+        self._images: set[tuple[str, int]] | None = None
+        """The (key, step) images the run holds: a round published again adds none."""
         self._logged_here = False
         self.background_seconds = 0.0
         """Time the background thread spent logging rounds (overlaps the next round)."""
@@ -201,7 +204,11 @@ class CampaignTracker:
                     self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
                 if "paretolab.error" in run.data.tags:
                     self.client.delete_tag(run_id, "paretolab.error")
-                self._set_tags(store, config)
+                if not any(a.path == CONFIG_ARTIFACT for a in self.client.list_artifacts(run_id, "campaign")):
+                    self._log_config(store, config)  # cut off between creating the run and this
+                self._tags = self._describe(store, config)
+                if not self._finished:  # a finished run gets them when a new round reopens it
+                    self._set_tags()
                 return run_id
         experiment = self.client.get_experiment_by_name(self.experiment)
         if experiment:
@@ -220,7 +227,8 @@ class CampaignTracker:
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i : i + 100])
         self._log_config(store, config)
-        self._set_tags(store, config)
+        self._tags = self._describe(store, config)
+        self._set_tags()
         return self.run_id
 
     def _log_config(self, store: CampaignStore, config: CampaignConfig) -> None:
@@ -234,9 +242,13 @@ class CampaignTracker:
             spec["seed_file"] = f"campaign/{path.name}"
         self.client.log_text(self.run_id, json.dumps(spec, indent=1), CONFIG_ARTIFACT)
 
-    def _set_tags(self, store: CampaignStore, config: CampaignConfig) -> None:
-        """What the run is (space, oracle, generators, code version) and which Prefect flow
-        run last advanced it, also as the run's description (markdown, with a link)."""
+    def _set_tags(self) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in self._tags.items()])
+
+    def _describe(self, store: CampaignStore, config: CampaignConfig) -> dict[str, str]:
+        """Tags saying what the run is (space, oracle, generators, code version) and which
+        Prefect flow run last advanced it, also as the run's description (markdown, with
+        a link)."""
         import paretolab
 
         tags = {
@@ -265,7 +277,7 @@ class CampaignTracker:
             else:
                 lines.append(f"Last advanced by Prefect flow run `{flow_run[0]}`.")
         tags["mlflow.note.content"] = "\n".join(lines)
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        return tags
 
     def publish(self, store: CampaignStore, setup: Any) -> None:
         """Queue the logging of every recorded round that MLflow lacks.
@@ -317,6 +329,7 @@ class CampaignTracker:
                 continue
             if self._finished:  # new rounds for a finished run: it runs again
                 self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                self._set_tags()
                 self._finished = False
             self._logged_here = True
             values = {
@@ -340,7 +353,7 @@ class CampaignTracker:
             crash_point("publish.figure_logged")  # the round's metrics not yet logged
             self._log_checkpoints(snapshot.checkpoints, int(row.round))
             front = pareto_rows(seen, objectives)
-            self.client.log_table(self.run_id, front, f"pareto/front_round_{row.round:04d}.json")
+            self._log_table(front, f"pareto/front_round_{row.round:04d}.json")
             if molecules and len(front):
                 grid = molecule_grid(front, objectives)
                 self.client.log_image(self.run_id, grid, f"pareto/molecules_round_{row.round:04d}.png")
@@ -364,7 +377,7 @@ class CampaignTracker:
         window = self._plot_window(seen, objectives, ref)
         title = f"{name}: round {round_}"
         figure = pareto_figure(seen, objectives, title, ref_point=ref, window=window, batch_round=round_)
-        self.client.log_image(self.run_id, _image(figure), key="pareto_front", step=round_)
+        self._log_step_image(figure, "pareto_front", round_)
         page = pareto_explorer_html(
             seen, snapshot.batches, objectives, ref_point=ref, window=window, batch_round=round_, title=title
         )
@@ -374,8 +387,27 @@ class CampaignTracker:
         drawn = surrogate_figure(predictions, measured, objectives, f"{name}: surrogate, round {round_}")
         if drawn is None:
             return []
-        self.client.log_image(self.run_id, _image(drawn[0]), key="surrogate", step=round_)
+        self._log_step_image(drawn[0], "surrogate", round_)
         return [Metric(k, v, timestamp, round_) for k, v in drawn[1].items() if v == v]
+
+    def _log_step_image(self, figure: Figure, key: str, step: int) -> None:
+        """``log_image`` at ``step`` unless the run holds that image already (each call adds
+        a file, so a round published again after a crash would show twice on the slider)."""
+        if self._images is None:
+            names = [a.path.rsplit("/", 1)[-1] for a in self.client.list_artifacts(self.run_id, "images")]
+            self._images = {
+                (n.split("+step+")[0], int(n.split("+step+")[1].split("+")[0]))
+                for n in names
+                if "+step+" in n
+            }
+        if (key, step) in self._images:
+            return
+        self.client.log_image(self.run_id, _image(figure), key=key, step=step)
+        self._images.add((key, step))
+
+    def _log_table(self, frame: pd.DataFrame, path: str) -> None:
+        """A table written whole (MLflow's ``log_table`` appends to a table logged before)."""
+        self.client.log_text(self.run_id, frame.to_json(orient="split", index=False, date_format="iso"), path)
 
     def _plot_window(self, seen: pd.DataFrame, objectives: tuple, ref: list[float] | None) -> PlotWindow:
         """The campaign's axes: kept from round to round, widened (and remembered in a run
@@ -419,8 +451,8 @@ class CampaignTracker:
             path = Path(tmp) / "observations.parquet"
             observations.to_parquet(path, index=False)
             self.client.log_artifact(self.run_id, str(path), "tables")
-        self.client.log_table(self.run_id, observations, "tables/observations.json")
-        self.client.log_table(self.run_id, pareto, "tables/pareto_front.json")
+        self._log_table(observations, "tables/observations.json")
+        self._log_table(pareto, "tables/pareto_front.json")
         self.client.set_tag(self.run_id, "paretolab.status", "finished")
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED))
 

@@ -124,11 +124,18 @@ def test_three_round_campaign_end_to_end_and_resume(tmp_path, prefect_api):
     assert again["oracle_calls"] == 15 and again["mlflow_run_id"] == result["mlflow_run_id"]
     rerun = mlflow.get_run(result["mlflow_run_id"])
     assert rerun.info.status == "FINISHED" and rerun.info.end_time == run.info.end_time
+    assert rerun.data.tags["paretolab.prefect_flow_run_id"] == tags["paretolab.prefect_flow_run_id"]
     write_config(config, rounds=4)
     extended = run_campaign(str(config), str(campaign))
     assert extended["rounds_done"] == 4 and extended["oracle_calls"] == 18
     more = mlflow.get_run(result["mlflow_run_id"])
     assert more.info.status == "FINISHED" and more.info.end_time > run.info.end_time
+    assert more.data.tags["paretolab.prefect_flow_run_id"] != tags["paretolab.prefect_flow_run_id"]
+    # the final tables are written whole, not appended to the first finish's
+    table = json.loads(
+        open(mlflow.download_artifacts(run.info.run_id, "tables/observations.json", str(tmp_path))).read()
+    )
+    assert len(table["data"]) == 18
     assert extended["hypervolume"][:4] == hv
     assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "hypervolume")] == [0, 1, 2, 3, 4]
 

@@ -80,8 +80,8 @@ def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charge
     charged = Counter(line.split()[0] for line in dask_charges)
     assert sorted(charged) == sorted(observations["candidate"]) and set(charged.values()) == {1}
     assert len(requests) == len(observations) == 14 and observations["candidate"].is_unique
-    # the chunks ran on the workers (several processes, none of them this test's child)
-    assert len({line.split()[1] for line in dask_charges}) >= 2
+    # the chunks ran on the workers, and killed ones were replaced: more than 2 processes
+    assert len({line.split()[1] for line in dask_charges}) >= 3
     # the same seed gives the same campaign as the default runner, to the last value
     assert batches["candidate"].tolist() == t_batches["candidate"].tolist()
     for column in ("candidate", "branin", "currin"):

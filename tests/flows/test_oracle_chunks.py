@@ -1,4 +1,5 @@
-"""Oracle chunks and their receipts: a chunk measured once is never charged again."""
+"""Oracle chunks and their receipts: a candidate measured once is never charged again,
+however it is sent again (a re-run chunk, a resend one by one, a new attempt)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from paretolab.flows.oracle_chunks import (
     join_results,
     measure_chunk,
     measure_here,
-    receipt_paths,
+    receipt_folder,
 )
 from paretolab.oracles.base import Objective, Oracle, OracleResult
 
@@ -25,11 +26,11 @@ class Tally(Oracle):
 
     def __init__(self, space, bad=()) -> None:
         super().__init__(space)
-        self.calls: list[str] = []
+        self.calls: list[list[str]] = []
         self.bad = set(bad)
 
     def _evaluate(self, xs):
-        self.calls += xs
+        self.calls.append(list(xs))
         values = torch.tensor([[float(len(x)), 1.0] for x in xs], dtype=torch.double)
         values[[x in self.bad for x in xs]] = float("nan")
         return values
@@ -43,34 +44,39 @@ def test_a_batch_is_split_into_chunks_in_order():
     assert chunks_of(list("abc"), None) == [["a", "b", "c"]] == chunks_of(list("abc"), 5)
 
 
-def test_a_measured_chunk_is_returned_from_its_receipt_without_calling_the_oracle(tmp_path):
+def test_a_measured_candidate_is_returned_from_its_receipt_without_calling_the_oracle(tmp_path):
     oracle = Tally(SPACE, bad={"1,1"})
+    folder = receipt_folder(tmp_path, 3)
     xs = ["0,1", "1,1"]
-    receipt = receipt_paths(tmp_path, "round3-attempt1", 1)[0]
-    first = measure_chunk(oracle, xs, receipt)
-    assert receipt.is_file() and oracle.calls == xs and first.reasons[1] is not None
-    again = measure_chunk(oracle, xs, receipt)  # Dask ran the finished task again
-    assert oracle.calls == xs  # not charged twice
+    first = measure_chunk(oracle, xs, folder)
+    assert oracle.calls == [xs] and first.reasons[1] is not None
+    again = measure_chunk(oracle, xs, folder)  # Dask ran the finished task again
+    assert oracle.calls == [xs]  # not charged twice
     assert torch.equal(again.values.isnan(), first.values.isnan())
     assert torch.equal(again.values.nan_to_num(), first.values.nan_to_num())
     assert again.reasons == first.reasons
-    # a receipt for other candidates, or a torn one, is not taken for this chunk
-    measure_chunk(oracle, ["2,2"], receipt)
-    receipt.write_text('{"candidates": ["2,')
-    measure_chunk(oracle, ["2,2"], receipt)
-    assert oracle.calls == [*xs, "2,2", "2,2"]
+    # resent one by one, or with new candidates: only the new ones are measured
+    measure_chunk(oracle, ["1,1"], folder)
+    mixed = measure_chunk(oracle, ["2,2", "0,1"], folder)
+    assert oracle.calls == [xs, ["2,2"]] and mixed.values[1].tolist() == first.values[0].tolist()
+    # a torn receipt is not taken for a measurement
+    torn = next(p for p in folder.iterdir() if '"2,2"' in p.read_text())
+    torn.write_text('{"candidate": "2,')
+    measure_chunk(oracle, ["2,2"], folder)
+    assert oracle.calls[-1] == ["2,2"]
 
 
-def test_chunks_join_in_order_and_receipts_go_once_recorded(tmp_path):
+def test_chunks_join_in_order_and_a_rounds_receipts_go_once_recorded(tmp_path):
     oracle = Tally(SPACE)
-    chunks = chunks_of(["0,0", "1,1", "2,2"], 2)
-    receipts = receipt_paths(tmp_path, "round1-attempt1", len(chunks))
-    joined = join_results(measure_here(oracle, chunks, receipts))
+    joined = join_results(
+        measure_here(oracle, chunks_of(["0,0", "1,1", "2,2"], 2), receipt_folder(tmp_path, 1))
+    )
     assert isinstance(joined, OracleResult) and joined.values[:, 0].tolist() == [3.0, 3.0, 3.0]
-    other = receipt_paths(tmp_path, "round10-attempt1", 1)[0]
-    measure_chunk(oracle, ["3,3"], other)
-    forget_receipts(tmp_path, "round1-")
-    assert not receipts[0].parent.exists() and other.is_file()
+    assert oracle.calls == [["0,0", "1,1"], ["2,2"]]
+    measure_chunk(oracle, ["3,3"], receipt_folder(tmp_path, 10))
+    forget_receipts(tmp_path, 1)
+    assert not receipt_folder(tmp_path, 1).exists() and any(receipt_folder(tmp_path, 10).iterdir())
+    assert receipt_folder("relative", 1).is_absolute()  # what workers elsewhere can reach
 
 
 def test_a_dask_address_needs_the_dask_runner():
