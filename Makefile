@@ -32,14 +32,14 @@ demo: install
 demo-molecules: install
 	$(BIN)/paretolab run campaigns/molecules.yaml
 
-# the suite runs on PYTEST_WORKERS processes (pytest-xdist), whole test files per worker
-PYTEST_WORKERS ?= 2
-PYTEST := CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
-
 # the browser test drives Debian's chromium through Playwright (apt, about a minute, once;
 # Playwright downloads no browser)
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# the suite runs on PYTEST_WORKERS processes (pytest-xdist), whole test files per worker
+PYTEST_WORKERS ?= 2
+PYTEST := CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "make test needs $(CHROMIUM) (Debian's chromium) for the browser test: install it, or set CHROMIUM=/path/to/chromium"; exit 1; }
