@@ -78,9 +78,9 @@ def ui_url(base: str, tracking_uri: str, run_id: str | None) -> str:
     base = base.rstrip("/")
     if run_id is None:
         return f"{base}/#/experiments?{MODEL_TRAINING_VIEW}"
-    from mlflow.tracking import MlflowClient
+    from paretolab.flows.tracking import LoggedRun
 
-    experiment = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.experiment_id
+    experiment = LoggedRun(run_id, tracking_uri).experiment_id
     return f"{base}/#/experiments/{experiment}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
 
 

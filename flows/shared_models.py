@@ -32,6 +32,7 @@ from paretolab.flows.config import CampaignConfig
 from paretolab.flows.factories import build_generator, build_space
 from paretolab.flows.runtime import pick_device
 from paretolab.flows.steps import PROXY_CHECKPOINT
+from paretolab.flows.tracking import CONFIG_ARTIFACT, LoggedRun, MissingRunError
 from paretolab.models.generators.base import Generator
 from paretolab.models.predictions import prediction_table
 from paretolab.models.proxies.gp import build_gp
@@ -74,41 +75,32 @@ class _Run:
     """One MLflow run's logged campaign: its config, space and checkpoints."""
 
     def __init__(self, run_id: str, tracking_uri: str | None, folder: Path) -> None:
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.run_id = run_id
         self.folder = folder
         try:
-            self.client.get_run(run_id)
-            spec = json.loads(Path(self._download("campaign/config.json")).read_text())
-        except (MlflowException, OSError) as exc:
-            where = self.client.tracking_uri
-            raise SharedModelError(
-                f"MLflow run {run_id} at {where} has no paretolab campaign to load "
-                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-            ) from None
+            self.logged = LoggedRun(run_id, tracking_uri)
+            spec = json.loads(self._download(CONFIG_ARTIFACT).read_text())
+        except MissingRunError as exc:
+            raise SharedModelError(f"{exc}: no paretolab campaign to load") from None
         config = CampaignConfig.model_validate(spec["config"])
         if spec.get("seed_file"):  # a molecule space's vocabulary comes from its seed file
-            seeds = Path(self._download(spec["seed_file"]))
-            config = config.model_copy(
-                update={"space": config.space.model_copy(update={"seeds": seeds.name})}
-            )
+            seeds = self._download(spec["seed_file"])
+            space = config.space.model_copy(update={"seeds": seeds.name})
+            config = config.model_copy(update={"space": space})
             config._base_dir = seeds.parent
         self.config = config
         self.objectives = tuple(Objective(*o) for o in spec["objectives"])
         self.space = build_space(config.space, config.base_dir)
 
-    def _download(self, path: str) -> str:
-        return self.client.download_artifacts(self.run_id, path, str(self.folder))
+    def _download(self, path: str) -> Path:
+        return self.logged.download(path, self.folder)
 
     def checkpoint(self, name: str, round_: int | None) -> tuple[int, dict[str, Any]]:
         """The state ``name`` was left in after ``round_`` (None: its latest round)."""
         held = {
-            int(m.group(1)): f.path
-            for f in self.client.list_artifacts(self.run_id, f"checkpoints/{name}")
-            if (m := _ROUND_FILE.search(f.path))
+            int(m.group(1)): path
+            for path, _ in self.logged.listing(f"checkpoints/{name}")
+            if (m := _ROUND_FILE.search(path))
         }
         if not held:
             raise SharedModelError(f"MLflow run {self.run_id} holds no checkpoint of {name!r}")
@@ -122,11 +114,8 @@ class _Run:
         return chosen, state
 
     def learned_generators(self) -> list[str]:
-        return [
-            f.path.rsplit("/", 1)[-1]
-            for f in self.client.list_artifacts(self.run_id, "checkpoints")
-            if f.is_dir and f.path.rsplit("/", 1)[-1] != PROXY_CHECKPOINT
-        ]
+        names = [path.rsplit("/", 1)[-1] for path, is_dir in self.logged.listing("checkpoints") if is_dir]
+        return [name for name in names if name != PROXY_CHECKPOINT]
 
 
 def load_generator(

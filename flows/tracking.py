@@ -46,6 +46,8 @@ from paretolab.flows.plots import PlotWindow, molecule_grid, pareto_figure, surr
 __all__ = [
     "CONFIG_ARTIFACT",
     "CampaignTracker",
+    "LoggedRun",
+    "MissingRunError",
     "check_tracking_uri",
     "checkpoint_artifact",
     "default_tracking_uri",
@@ -163,6 +165,40 @@ def training_curves(training: pd.DataFrame) -> pd.DataFrame:
     frame["key"] = "generator/" + frame["generator"] + "/train/" + frame["metric"]
     frame["global_step"] = frame.groupby("key").cumcount()
     return frame[columns]
+
+
+class MissingRunError(LookupError):
+    """A run, or an artifact, that the tracking store does not hold."""
+
+
+class LoggedRun:
+    """Read access to one logged run's artifacts (what :mod:`~paretolab.flows.shared_models`
+    loads models from); the tracking URI defaults to MLflow's (``MLFLOW_TRACKING_URI``)."""
+
+    def __init__(self, run_id: str, tracking_uri: str | None = None) -> None:
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.run_id = run_id
+        try:
+            self.experiment_id = self.client.get_run(run_id).info.experiment_id
+        except MlflowException as exc:
+            raise MissingRunError(
+                f"MLflow run {run_id} at {self.client.tracking_uri}: {_first_line(exc)}"
+            ) from None
+
+    def download(self, path: str, folder: Path) -> Path:
+        """The artifact ``path``, downloaded into ``folder``."""
+        try:
+            return Path(self.client.download_artifacts(self.run_id, path, str(folder)))
+        except (MlflowException, OSError) as exc:
+            raise MissingRunError(f"MLflow run {self.run_id} lacks {path} ({_first_line(exc)})") from None
+
+    def listing(self, path: str) -> list[tuple[str, bool]]:
+        """``(path, is_dir)`` of each artifact under ``path``."""
+        return [(f.path, f.is_dir) for f in self.client.list_artifacts(self.run_id, path)]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class CampaignTracker:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.mlflow_ui import MODEL_TRAINING_VIEW
 from tests.conftest import ROOT
 from tests.helpers.configs import write_config
+from tests.helpers.network import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,18 +40,12 @@ CHROMIUM_FLAGS = [
 OUTPUT = Path(os.environ.get("PARETOLAB_TEST_OUTPUT", ROOT / "test-output")) / "mlflow-browser"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
     """An MLflow server on 127.0.0.1 and a 2-round campaign logged to it by `paretolab run`:
     yields (server URL, experiment id, run id, campaign directory)."""
     tmp = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = free_port()
     log = (tmp / "server.log").open("w")
     server = subprocess.Popen(
         [

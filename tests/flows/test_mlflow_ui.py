@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.cli import app
 from paretolab.flows.mlflow_ui import MODEL_TRAINING_VIEW, UiError, UiTarget, find_target
 from tests.flows.test_ask_tell import _campaign, measured
+from tests.helpers.network import free_port
 
 BIN = Path(sys.executable).parent
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_store_is_found_from_a_campaign_a_folder_or_the_environment(tmp_path, monkeypatch):
@@ -53,7 +47,7 @@ def test_paretolab_ui_serves_the_campaigns_run_and_stops_cleanly(tmp_path):
     campaign.tell(measured(campaign.ask()))  # round 0 closes and is logged to runs' sqlite
     with CampaignStore.open(campaign.directory, lock=False) as store:
         run_id = store.meta["mlflow_run_id"]
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     ui = subprocess.Popen(
         [str(BIN / "paretolab"), "ui", str(campaign.directory), "--port", str(port)],

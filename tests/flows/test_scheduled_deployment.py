@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ import pytest
 from paretolab.data.store import CampaignStore
 from tests.conftest import ROOT
 from tests.helpers.configs import write_config
+from tests.helpers.network import free_port
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rounds(campaign: Path) -> list[int]:
@@ -41,7 +35,7 @@ def server(tmp_path_factory):
     """A Prefect server on 127.0.0.1 with its own PREFECT_HOME; yields the environment
     that points at it."""
     tmp_path = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARETOLAB_KILL"))}
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect_home"),
