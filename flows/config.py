@@ -199,7 +199,8 @@ GeneratorConfig = Annotated[
 
 
 class TaskRunnerConfig(Strict):
-    """Where a round's oracle chunks run: threads in this process, or a Dask cluster."""
+    """Where a round's mapped tasks run (oracle chunks, pool-scoring chunks, generator
+    updates): threads in this process, or a Dask cluster."""
 
     kind: Literal["threads", "dask"] = Field(
         "threads", description="threads: in this process; dask: a Dask cluster (prefect-dask)"
@@ -210,6 +211,18 @@ class TaskRunnerConfig(Strict):
     workers: int = Field(2, ge=1, description="dask, no address: worker processes of a local cluster")
     oracle_chunk: int | None = Field(
         None, ge=1, description="candidates per oracle task; none = the whole batch in one call"
+    )
+    generator_updates: Literal["runner", "here"] = Field(
+        "runner",
+        description="where a round's generators update, side by side: runner = as tasks on the "
+        "task runner (threads, or Dask workers); here = in threads of the campaign's process, "
+        "whatever the runner (keeps training on this machine's GPU while the oracle goes to a cluster)",
+    )
+    score_chunk: int | None = Field(
+        None,
+        ge=1,
+        description="pool candidates per scoring task (each greedy pick scores the pool); "
+        "none = the whole pool in one; with threads, chunks are scored in turn in this process",
     )
 
     @model_validator(mode="after")

@@ -7,8 +7,9 @@ measured candidates are never sent to the oracle again.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.oracle_chunks import measure_chunk, measure_here
 from paretolab.flows.prefect_artifacts import publish_round_artifacts
 from paretolab.flows.tracking import CampaignTracker
+from paretolab.models.pool_scoring import score_here
 from paretolab.oracles.base import Oracle, OracleResult
 
 __all__ = ["PROGRESS_LOGGER", "SCIENCE_STEPS", "emit_progress", "run_round"]
@@ -68,32 +70,89 @@ def _declare(name: str, fn: Callable[..., Any], **options: Any) -> Any:
     return task(name=name, cache_policy=NO_CACHE, **options)(body)
 
 
+def _run_job(torch_threads: int, fn: Callable[..., Any], job: tuple[Any, ...]) -> Any:
+    """``fn(*job)`` with the campaign's torch threads (a Dask worker has its own)."""
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    return fn(*job)
+
+
 _oracle_chunk = task(name="oracle_chunk", cache_policy=NO_CACHE)(measure_chunk)
+_score_chunk = task(name="score_chunk", cache_policy=NO_CACHE)(_run_job)
+_update = task(name="update_generator", task_run_name="update-{job[0].name}", cache_policy=NO_CACHE)(_run_job)
 
 
-def _measure_mapped(oracle: Oracle, chunks: list[list[str]], folder: Path) -> list[OracleResult]:
-    """The evaluate step's chunks as mapped tasks on the round's task runner (threads, or
-    Dask workers); on threads, a single chunk runs here, as a plain call. Every chunk is
-    waited for before a failure is raised, so none is still measuring when the step retries."""
+def _runner() -> Any:
     flow_run = FlowRunContext.get()
-    runner = getattr(flow_run, "task_runner", None)
-    if len(chunks) == 1 and (runner is None or isinstance(runner, ThreadPoolTaskRunner)):
-        return measure_here(oracle, chunks, folder)
+    return getattr(flow_run, "task_runner", None)
+
+
+def _on_threads() -> bool:
+    runner = _runner()
+    return runner is None or isinstance(runner, ThreadPoolTaskRunner)
+
+
+def _map(task_: Any, parameters: dict[str, Any], *, here: bool = False) -> list[Any]:
+    """Map ``task_`` over ``parameters`` on the round's task runner (threads, or Dask
+    workers), or ``here``, on threads of this process, and return its results in order.
+    Every run is waited for before a failure is raised, so none is still working when the
+    step retries."""
+    flow_run = FlowRunContext.get()
     # Prefect ships the submitting runs' contexts, parameters included, with each task; the
     # round's parameters (the store, the tracker, the setup) are not for pickling, nor
-    # needed by a chunk: submit from a copy of the round's context without them, as the
-    # round's own tasks
+    # needed by a mapped task: submit from a copy of the round's context without them, as
+    # the round's own tasks
     lean = flow_run.model_copy(update={"parameters": {}}) if flow_run is not None else None
     flow_token = FlowRunContext.__var__.set(lean)  # type: ignore[attr-defined]
     task_token = TaskRunContext.__var__.set(None)  # type: ignore[attr-defined]
     try:
-        futures = _oracle_chunk.map(unmapped(oracle), chunks, unmapped(folder))
-        for future in futures:
-            future.wait()
-        return [future.result() for future in futures]
+        if here:
+            with ThreadPoolTaskRunner() as threads:
+                futures = threads.map(task_, parameters)
+                return _results(futures)
+        return _results(task_.map(**parameters))
     finally:
         TaskRunContext.__var__.reset(task_token)  # type: ignore[attr-defined]
         FlowRunContext.__var__.reset(flow_token)  # type: ignore[attr-defined]
+
+
+def _results(futures: Any) -> list[Any]:
+    for future in futures:
+        future.wait()
+    return [future.result() for future in futures]
+
+
+def _measure_mapped(oracle: Oracle, chunks: list[list[str]], folder: Path) -> list[OracleResult]:
+    """The evaluate step's chunks as mapped tasks on the round's task runner; on threads, a
+    single chunk runs here, as a plain call."""
+    if len(chunks) == 1 and _on_threads():
+        return measure_here(oracle, chunks, folder)
+    return _map(_oracle_chunk, {"oracle": unmapped(oracle), "xs": chunks, "folder": unmapped(folder)})
+
+
+def _score_mapped(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Pool-scoring chunks as mapped tasks on a Dask cluster's workers. On threads they are
+    scored here in turn: scoring evaluates the proxy, and GPyTorch's settings are
+    process-wide, so threads scoring side by side would change each other's."""
+    if len(jobs) == 1 or _on_threads():
+        return score_here(fn, jobs)
+    threads = torch.get_num_threads()
+    return _map(_score_chunk, {"torch_threads": unmapped(threads), "fn": unmapped(fn), "job": list(jobs)})
+
+
+def _refresh_mapped(jobs: Sequence[tuple[Any, ...]], where: str = "runner") -> list[steps.GeneratorRound]:
+    """The round's generators update and sample side by side, as mapped tasks on the task
+    runner (threads, or Dask workers) or, ``where="here"``, on threads of this process;
+    one alone runs here."""
+    emit_progress("step", step="update_generator")
+    if len(jobs) <= 1:
+        return steps.refresh_in_turn(jobs)
+    parameters = {
+        "torch_threads": unmapped(torch.get_num_threads()),
+        "fn": unmapped(steps.refresh_generator),
+        "job": list(jobs),
+    }
+    return _map(_update, parameters, here=where == "here")
 
 
 def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:
@@ -110,8 +169,7 @@ TASKS: dict[str, Any] = {
         "fit_proxy": steps.fit_proxy,
         "fit_feasibility": steps.fit_feasibility,
         "build_acquisition": steps.build_acquisition,
-        "update_generator": steps.update_generator,
-        "propose": steps.propose,
+        "propose": steps.record_generator,
         "build_pool": steps.build_pool,
         "select_batch": steps.select,
         "initial_design": steps.initial_design,
@@ -169,7 +227,18 @@ def _round(
     elif state.needs_initial_design(round_):
         step("initial_design")(store, setup, batch_size)
     else:
-        metrics |= steps.choose_batch(store, setup, round_, batch_size, device, run=_as_task)
+        metrics |= steps.choose_batch(
+            store,
+            setup,
+            round_,
+            batch_size,
+            device,
+            run=_as_task,
+            refresh=functools.partial(
+                _refresh_mapped, where=setup.config.runtime.task_runner.generator_updates
+            ),
+            score=_score_mapped,
+        )
 
     evaluation = step("evaluate", retries=setup.config.oracle_retries, retry_delay_seconds=1)(
         store, setup, round_, _measure_mapped

@@ -49,6 +49,7 @@ from paretolab.models.acquisition import Selector, build_qlognehvi, select_batch
 from paretolab.models.feasibility import Feasibility, words_of
 from paretolab.models.feasibility import fit_feasibility as fit_feasibility_model
 from paretolab.models.generators.base import Generator
+from paretolab.models.pool_scoring import ScoreChunks, score_here
 from paretolab.models.predictions import prediction_table
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.rewards import ProxyReward, failure_floor
@@ -56,7 +57,9 @@ from paretolab.models.selection import SampledHVISelector
 from paretolab.oracles.base import OracleError, OracleResult
 
 __all__ = [
+    "GeneratorRound",
     "Pool",
+    "RefreshGenerators",
     "build_acquisition",
     "build_pool",
     "choose_batch",
@@ -65,12 +68,15 @@ __all__ = [
     "fit_feasibility",
     "initial_design",
     "load_dataset",
-    "propose",
+    "record_generator",
+    "recorded_proposals",
+    "refresh_generator",
+    "refresh_in_turn",
+    "restore_generator",
     "round_rng",
     "select",
     "stored_proposals",
     "timed",
-    "update_generator",
 ]
 
 logger = logging.getLogger(__name__)
@@ -219,43 +225,101 @@ def proxy_checkpoint(setup: CampaignSetup, dataset: Dataset, model: Model) -> by
 
 
 # 4 ---------------------------------------------------------------------------------------
-def update_generator(
-    store: CampaignStore,
-    setup: CampaignSetup,
-    generator: Generator,
-    reward: ProxyReward,
-    dataset: Dataset,
-    round_: int,
-) -> dict[str, float]:
-    """Refresh one generator against this round's reward, warm-started from its last round.
-
-    After a restart the state of the latest earlier round is loaded from the store, so a
-    resumed campaign trains exactly as an uninterrupted one; the new state and the training
-    curves are stored.
-    """
+def restore_generator(store: CampaignStore, generator: Generator, round_: int) -> None:
+    """Bring ``generator`` to the state its update in ``round_`` starts from: its last
+    round's, loaded from the store after a restart (so a resumed campaign trains exactly as
+    an uninterrupted one); on a first update its untrained state is stored, for a retry to
+    start from."""
     if generator.trained_round != round_ - 1:
         checkpoint = store.load_checkpoint(generator.name, round_)
         if checkpoint is not None:
             generator.load_state_dict(_state_from_bytes(*checkpoint[1:]))
-        elif state := generator.state_dict():  # the untrained state, for a retry to start from
+        elif state := generator.state_dict():
             store.save_checkpoint(generator.name, None, _state_to_bytes(state))
     generator.trained_round = None  # until this update is stored: a retry reloads
-    metrics = generator.update(
-        reward, dataset, round_rng(setup.config.seed, round_, f"update-{generator.name}")
-    )
+
+
+@dataclass
+class GeneratorRound:
+    """What one generator's update and sampling in a round produced, wherever they ran."""
+
+    name: str
+    metrics: dict[str, float]
+    """The update's training metrics, the sampler's, and the seconds each took."""
+    state: bytes | None
+    """The trained state (``None``: the generator keeps none)."""
+    history: dict[str, list[float]]
+    """Per-step training curves."""
+    proposed: list[str]
+
+
+def refresh_generator(
+    generator: Generator, reward: ProxyReward, dataset: Dataset, n: int, seed: int, round_: int
+) -> GeneratorRound:
+    """Update one generator against this round's reward and sample ``n`` candidates from
+    it. Stores nothing, and draws only from its own streams of the campaign ``seed``: the
+    generators of a round can run side by side, in threads or on other machines, and give
+    what they give one after another."""
+    start = time.perf_counter()
+    metrics = generator.update(reward, dataset, round_rng(seed, round_, f"update-{generator.name}"))
     crash_point("step.update_generator")  # trained, nothing stored yet
     state = generator.state_dict()
-    if state:
-        store.save_checkpoint(generator.name, round_, _state_to_bytes(state))
+    trained = time.perf_counter()
+    generator.proposal_metrics = {}
+    proposed = generator.propose(n, round_rng(seed, round_, f"propose-{generator.name}"))
+    crash_point("step.propose")  # sampled, not recorded
+    return GeneratorRound(
+        name=generator.name,
+        metrics=metrics
+        | generator.proposal_metrics
+        | {"update_seconds": trained - start, "propose_seconds": time.perf_counter() - trained},
+        state=_state_to_bytes(state) if state else None,
+        history={key: [float(v) for v in values] for key, values in generator.history.items()},
+        proposed=list(proposed),
+    )
+
+
+RefreshGenerators = Callable[[Sequence[tuple[Any, ...]]], list[GeneratorRound]]
+"""``refresh(jobs)``: :func:`refresh_generator` for each job's arguments, run wherever it
+chooses (the flow maps them as tasks on its task runner), results in the jobs' order."""
+
+
+def refresh_in_turn(jobs: Sequence[tuple[Any, ...]]) -> list[GeneratorRound]:
+    """Refresh the generators here, one after another."""
+    return [refresh_generator(*job) for job in jobs]
+
+
+def record_generator(
+    store: CampaignStore, setup: CampaignSetup, generator: Generator, refreshed: GeneratorRound, round_: int
+) -> dict[str, float]:
+    """Store a refreshed generator's state, training curves and proposals (checked against
+    the space); ``generator`` takes the trained state, wherever it was trained."""
+    if refreshed.state is not None:
+        generator.load_state_dict(_state_from_bytes(Path(f"<{generator.name} update>"), refreshed.state))
+        store.save_checkpoint(generator.name, round_, refreshed.state)
     generator.trained_round = round_
+    generator.history = refreshed.history
     curves = [
-        {"round": round_, "generator": generator.name, "step": i, "metric": key, "value": float(v)}
-        for key, values in generator.history.items()
+        {"round": round_, "generator": generator.name, "step": i, "metric": key, "value": v}
+        for key, values in refreshed.history.items()
         for i, v in enumerate(values)
     ]
     if curves:
         store.append("training", pd.DataFrame(curves))
-    return metrics
+    checks = [setup.space.check(x) for x in refreshed.proposed]
+    store.append(
+        "proposals",
+        pd.DataFrame(
+            {
+                "round": round_,
+                "generator": generator.name,
+                "candidate": refreshed.proposed,
+                "canonical": [c.canonical for c in checks],
+                "reason": [c.reason for c in checks],
+            }
+        ),
+    )
+    return refreshed.metrics
 
 
 def load_latest_state(store: CampaignStore, generator: Generator) -> int | None:
@@ -289,44 +353,19 @@ def stored_proposals(store: CampaignStore, round_: int, generator: str) -> pd.Da
     return proposals[(proposals["round"] == round_) & (proposals["generator"] == generator)]
 
 
-def propose(
-    store: CampaignStore, setup: CampaignSetup, generator: Generator, n: int, round_: int
+def recorded_proposals(
+    store: CampaignStore, round_: int, generator: str
 ) -> tuple[list[str], dict[str, float]]:
-    """Sample ``n`` candidates from one generator and record them; returns the valid ones.
-
-    A resumed round reuses the proposals recorded before the crash.
-    """
-    stored = stored_proposals(store, round_, generator.name)
-    if len(stored):
-        raw = stored["candidate"].tolist()
-        canonical = [c if isinstance(c, str) else None for c in stored["canonical"]]
-        sampled: dict[str, float] = {}  # the sampler's own metrics died with the crashed process
-    else:
-        generator.proposal_metrics = {}
-        raw = generator.propose(n, round_rng(setup.config.seed, round_, f"propose-{generator.name}"))
-        sampled = dict(generator.proposal_metrics)
-        checks = [setup.space.check(x) for x in raw]
-        canonical = [c.canonical for c in checks]
-        crash_point("step.propose")  # sampled, not recorded
-        store.append(
-            "proposals",
-            pd.DataFrame(
-                {
-                    "round": round_,
-                    "generator": generator.name,
-                    "candidate": raw,
-                    "canonical": canonical,
-                    "reason": [c.reason for c in checks],
-                }
-            ),
-        )
-    valid = [c for c in canonical if c is not None]
-    metrics = sampled | {
-        "n": float(len(raw)),
-        "valid_fraction": len(valid) / len(raw) if raw else 0.0,
-        "unique_fraction": len(set(valid)) / len(raw) if raw else 0.0,
+    """The valid candidates ``generator`` proposed in ``round_`` (as recorded), and the
+    shares of valid and distinct ones."""
+    stored = stored_proposals(store, round_, generator)
+    valid = [c for c in stored["canonical"] if isinstance(c, str)]
+    n = len(stored)
+    return valid, {
+        "n": float(n),
+        "valid_fraction": len(valid) / n if n else 0.0,
+        "unique_fraction": len(set(valid)) / n if n else 0.0,
     }
-    return valid, metrics
 
 
 # 6 ---------------------------------------------------------------------------------------
@@ -366,13 +405,16 @@ def select(
     device: torch.device,
     metrics: dict[str, float],
     model: Model | None = None,
+    score: ScoreChunks = score_here,
 ) -> pd.DataFrame:
     """Pick the batch from the pool with the acquisition; record it with the round's metrics
-    and, given the proxy ``model``, its predictions for the picked candidates."""
+    and, given the proxy ``model``, its predictions for the picked candidates. The pool is
+    scored in chunks of ``runtime.task_runner.score_chunk`` through ``score``."""
     start = time.perf_counter()
     X = setup.space.featurize(pool.candidates).to(device)
+    chunk = setup.config.runtime.task_runner.score_chunk
     with exact_gp():
-        indices, values = select_batch(acqf, X, q)
+        indices, values = select_batch(acqf, X, q, chunk=chunk, score=score)
     metrics = metrics | {"time/select_batch": time.perf_counter() - start}
     predictions = (
         prediction_table(model, X[indices], [pool.candidates[i] for i in indices], setup.objectives, round_)
@@ -407,13 +449,18 @@ def choose_batch(
     batch_size: int,
     device: torch.device,
     run: Callable[[str, Any], Any] = lambda name, fn: fn,
+    *,
+    refresh: RefreshGenerators = refresh_in_turn,
+    score: ScoreChunks = score_here,
 ) -> dict[str, float]:
     """Steps 1-7 of a round: fit the proxy, refresh and sample every generator, pool, and
     select and record the batch. Returns the round's metrics so far.
 
     ``run(step_name, fn)`` wraps each step: the Prefect flow makes each a task, a plain
-    caller (the Python API) runs them as they are. Candidates selected earlier and not
-    measured yet are pending points of the acquisition and never enter the pool.
+    caller (the Python API) runs them as they are. ``refresh`` runs the generators'
+    updates (side by side, in the flow) and ``score`` the pool's scoring chunks. Candidates
+    selected earlier and not measured yet are pending points of the acquisition and never
+    enter the pool.
     """
     metrics: dict[str, float] = {}
     timings: dict[str, float] = {}
@@ -435,21 +482,28 @@ def choose_batch(
         setup, model, dataset, ref_point, round_, pending, feasibility
     )
     reward = ProxyReward(model, setup.space, feasibility=feasibility, floor=failure_floor(dataset.Y))
+    # 4-5: every generator whose proposals are not recorded yet (all, unless resumed)
+    # updates and samples; then each one's results are stored, in the configured order
+    todo = [
+        (generator, gen_config)
+        for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True)
+        if stored_proposals(store, round_, generator.name).empty
+    ]
+    for generator, _ in todo:
+        restore_generator(store, generator, round_)
+    jobs = [(g, reward, dataset, c.pool_size, setup.config.seed, round_) for g, c in todo]
+    refreshed = timed(refresh, "update_generator", timings)(jobs) if jobs else []
+    for (generator, _), result in zip(todo, refreshed, strict=True):
+        updated = step("propose", record_generator)(store, setup, generator, result, round_)
+        metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
     proposals: dict[str, list[str]] = {}
-    for generator, gen_config in zip(setup.generators, setup.config.generators, strict=True):
-        if stored_proposals(store, round_, generator.name).empty:
-            updated = step("update_generator", update_generator)(
-                store, setup, generator, reward, dataset, round_
-            )
-            metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
-        proposals[generator.name], proposed = step("propose", propose)(
-            store, setup, generator, gen_config.pool_size, round_
-        )
+    for generator in setup.generators:
+        proposals[generator.name], proposed = recorded_proposals(store, round_, generator.name)
         metrics |= {f"generator/{generator.name}/{k}": v for k, v in proposed.items()}
     pool = step("build_pool", build_pool)(store, proposals)
     metrics["pool_size"] = float(len(pool))
     metrics |= {f"time/{k}": v for k, v in timings.items()}
-    step("select_batch", select)(store, setup, acqf, pool, batch_size, round_, device, metrics, model)
+    step("select_batch", select)(store, setup, acqf, pool, batch_size, round_, device, metrics, model, score)
     return metrics | {f"time/{k}": v for k, v in timings.items()}
 
 

@@ -2,12 +2,13 @@
 
 qLogNEHVI (Ament et al. 2023, "Unexpected Improvements to Expected Improvement for
 Bayesian Optimization", NeurIPS) is BoTorch's recommended multi-objective acquisition;
-the batch is picked greedily (sequential conditioning on pending points) by
-``optimize_acqf_discrete``.
+the batch is picked greedily (sequential conditioning on pending points), as BoTorch's
+``optimize_acqf_discrete`` does, with the pool scored in chunks that may run elsewhere.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -16,16 +17,17 @@ from botorch.acquisition.multi_objective.logei import (
     qLogNoisyExpectedHypervolumeImprovement,
 )
 from botorch.models.model import Model
-from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
 from pydantic import Field
 from torch import Tensor
 
 from paretolab.data.strict import Strict
 from paretolab.models.feasibility import Feasibility, FeasibilityWeighted
+from paretolab.models.pool_scoring import ScoreChunks, score_here, score_in_chunks
+from paretolab.models.proxies.gp import exact_gp
 from paretolab.models.selection import SampledHVISelector
 
-__all__ = ["AcquisitionConfig", "Selector", "build_qlognehvi", "select_batch"]
+__all__ = ["AcquisitionConfig", "Selector", "acquisition_values", "build_qlognehvi", "select_batch"]
 
 Selector = AcquisitionFunction | SampledHVISelector
 """What picks a batch: a BoTorch acquisition function (greedy over the pool) or a selector."""
@@ -73,23 +75,50 @@ def build_qlognehvi(
     return acquisition if feasibility is None else FeasibilityWeighted(acquisition, feasibility)
 
 
+MAX_BATCH_SIZE = 512
+"""Candidates whose acquisition is evaluated together (BoTorch's default)."""
+
+
+def acquisition_values(acqf: AcquisitionFunction, X: Tensor) -> Tensor:
+    """The acquisition of each row of ``X`` ``N x d`` as a batch of one (given the
+    function's pending points), in groups of :data:`MAX_BATCH_SIZE`; a chunk's task."""
+    with torch.no_grad(), exact_gp():
+        return torch.cat([acqf(part.unsqueeze(-2)) for part in X.split(MAX_BATCH_SIZE)])
+
+
 def select_batch(
-    acqf: Selector, pool: Tensor, q: int, *, max_batch_size: int = 512
+    acqf: Selector,
+    pool: Tensor,
+    q: int,
+    *,
+    chunk: int | None = None,
+    score: ScoreChunks = score_here,
 ) -> tuple[list[int], list[float]]:
     """Greedy batch of ``q`` distinct rows of ``pool`` ``N x d``: their indices and values.
 
-    Each value is the acquisition of that pick given the ones before it.
+    Each value is the acquisition of that pick given the ones before it. Every pick scores
+    the pool in chunks of ``chunk`` rows through ``score``
+    (:mod:`paretolab.models.pool_scoring`). For a BoTorch acquisition this is
+    ``optimize_acqf_discrete``'s sequential greedy loop (each pick becomes a pending
+    point of the next), with its chunks taken out where a hook can send them elsewhere.
     """
     if isinstance(acqf, SampledHVISelector):
-        return acqf.select(pool, q)
+        return acqf.select(pool, q, chunk=chunk, score=score)
     q = min(q, pool.shape[0])
+    base_pending = acqf.X_pending
+    indices: list[int] = []
+    values: list[float] = []
     if q == 0:
         return [], []
-    picked, values = optimize_acqf_discrete(
-        acqf, q=q, choices=pool, max_batch_size=max_batch_size, unique=True
-    )
-    indices: list[int] = []
-    for row in picked:
-        matches = (pool == row).all(dim=-1).nonzero().flatten().tolist()
-        indices.append(next(i for i in matches if i not in indices))
-    return indices, values.tolist()
+    try:
+        for _ in range(q):
+            scores = score_in_chunks(acquisition_values, pool, (acqf,), chunk=chunk, score=score)
+            scores[indices] = -math.inf
+            best = int(torch.argmax(scores))
+            indices.append(best)
+            values.append(float(scores[best]))
+            picked = pool[indices]
+            acqf.set_X_pending(picked if base_pending is None else torch.cat([base_pending, picked]))
+    finally:
+        acqf.set_X_pending(base_pending)
+    return indices, values

@@ -30,9 +30,10 @@ from torch import Tensor
 
 from paretolab.data.pareto import pareto_mask
 from paretolab.models.feasibility import Feasibility
+from paretolab.models.pool_scoring import ScoreChunks, score_here, score_in_chunks
 from paretolab.models.proxies.gp import exact_gp
 
-__all__ = ["SampledHVISelector", "hypervolume_scalarizations", "positive_directions"]
+__all__ = ["SampledHVISelector", "expected_gains", "hypervolume_scalarizations", "positive_directions"]
 
 DIRECTIONS = 512
 """Scalarization directions (quasi-random); the estimator's relative error at this many is
@@ -119,7 +120,7 @@ class SampledHVISelector:
         the measured front and the pending points): the value of a batch's first pick."""
         Y_pool, Y_pending = self._samples(pool)
         unit_pool, best, directions, volume = self._start(Y_pool, Y_pending)
-        return self._expected_gain(unit_pool, best, directions) * volume
+        return expected_gains(best, directions, unit_pool) * volume
 
     def _start(self, Y_pool: Tensor, Y_pending: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
         """Pool samples in unit scale, running maxima after the front and pending points,
@@ -142,9 +143,14 @@ class SampledHVISelector:
         unit_pool = to_unit(Y_pool)  # double: an improvement can be 1e-6 of the volume
         return unit_pool, best, directions, _constant(m) * scale.prod().item()
 
-    def select(self, pool: Tensor, q: int) -> tuple[list[int], list[float]]:
+    def select(
+        self, pool: Tensor, q: int, *, chunk: int | None = None, score: ScoreChunks = score_here
+    ) -> tuple[list[int], list[float]]:
         """Greedy batch of ``q`` distinct rows of ``pool`` ``N x d``: their indices, and the
-        expected hypervolume improvement of each pick given the ones before it."""
+        expected hypervolume improvement of each pick given the ones before it. The samples
+        are drawn here, jointly (so the picks complement each other); the first pass over
+        the pool, its costliest part, runs in chunks of ``chunk`` candidates through
+        ``score`` (:mod:`paretolab.models.pool_scoring`)."""
         q = min(q, pool.shape[0])
         if q == 0:
             return [], []
@@ -154,7 +160,9 @@ class SampledHVISelector:
         # 3. lazy greedy (Minoux 1978): hypervolume improvement is submodular, so a gain
         #    computed before a pick bounds the gain after it; only candidates whose bound
         #    beats the best recomputed gain are computed again
-        bound = self._expected_gain(unit_pool, best, directions)
+        bound = score_in_chunks(
+            expected_gains, unit_pool, (best, directions), chunk=chunk, score=score, dim=1
+        )
         chosen: list[int] = []
         values: list[float] = []
         for _ in range(q):
@@ -171,7 +179,7 @@ class SampledHVISelector:
                     break
                 stale = order[:_LAZY_BLOCK][~fresh[order[:_LAZY_BLOCK]]]
                 stale = stale[bound[stale] > -math.inf]
-                bound[stale] = self._expected_gain(unit_pool[:, stale], best, directions)
+                bound[stale] = expected_gains(best, directions, unit_pool[:, stale])
                 fresh[stale] = True
             pick = int(top)
             chosen.append(pick)
@@ -180,14 +188,16 @@ class SampledHVISelector:
             best = torch.maximum(best, picked)
         return chosen, values
 
-    @staticmethod
-    def _expected_gain(unit_pool: Tensor, best: Tensor, directions: Tensor) -> Tensor:
-        """``E_samples E_θ[(s_θ(y)^m - M_θ^m)_+]`` for each candidate ``N``, in chunks."""
-        S, N, m = unit_pool.shape
-        chunk = max(1, _CHUNK_ELEMENTS // (S * len(directions)))
-        zero = torch.zeros(m, dtype=unit_pool.dtype, device=unit_pool.device)
-        gains = []
-        for start in range(0, N, chunk):
-            part = hypervolume_scalarizations(unit_pool[:, start : start + chunk], zero, directions)
-            gains.append((part - best[:, None, :]).clamp_min(0.0).mean(dim=(0, 2)))
-        return torch.cat(gains)
+
+def expected_gains(best: Tensor, directions: Tensor, unit_pool: Tensor) -> Tensor:
+    """``E_samples E_θ[(s_θ(y)^m - M_θ^m)_+]`` for each candidate of ``unit_pool``
+    ``S x N x m`` (unit scale) given running maxima ``best`` ``S x W``, in pieces of
+    bounded memory; a pool chunk's task."""
+    S, N, m = unit_pool.shape
+    piece = max(1, _CHUNK_ELEMENTS // (S * len(directions)))
+    zero = torch.zeros(m, dtype=unit_pool.dtype, device=unit_pool.device)
+    gains = []
+    for start in range(0, N, piece):
+        part = hypervolume_scalarizations(unit_pool[:, start : start + piece], zero, directions)
+        gains.append((part - best[:, None, :]).clamp_min(0.0).mean(dim=(0, 2)))
+    return torch.cat(gains) if gains else unit_pool.new_zeros(0)

@@ -1,10 +1,13 @@
-"""Oracle chunks on a local Dask cluster (prefect-dask), run by `paretolab run` as a user
-would: the same seed gives the same campaign as the default thread runner, and Dask
+"""A round's mapped tasks on a local Dask cluster (prefect-dask), run by `paretolab run` as a
+user would: oracle chunks, pool-scoring chunks and the generators' updates run on the
+workers, the same seed gives the same campaign as the default thread runner, and Dask
 workers killed right after measuring a chunk (before its result is collected, so Dask runs
 the finished task again) never make the oracle charge for a candidate twice."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -23,7 +26,16 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def _run(tmp_path: Path, name: str, task_runner: dict, kill: str | None = None) -> tuple[Path, list[str]]:
+GENERATORS = [
+    {"kind": "random", "pool_size": 64},
+    {"kind": "genetic", "pool_size": 64},
+    {"kind": "mogfn", "pool_size": 32, "steps_per_round": 10, "trajectories_per_step": 16, "hidden": 16},
+]
+
+
+def _run(
+    tmp_path: Path, api: str, name: str, task_runner: dict, kill: str | None = None
+) -> tuple[Path, list[str]]:
     config = write_config(
         tmp_path / f"{name}.yaml",
         name=name,
@@ -31,7 +43,8 @@ def _run(tmp_path: Path, name: str, task_runner: dict, kill: str | None = None) 
         initial_design=8,
         batch_size=6,
         rounds=1,
-        runtime={"task_runner": task_runner},
+        generators=GENERATORS,
+        runtime={"task_runner": task_runner | {"score_chunk": 48}},
     )
     charges = tmp_path / f"{name}.charges"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARETOLAB_KILL"))}
@@ -39,8 +52,7 @@ def _run(tmp_path: Path, name: str, task_runner: dict, kill: str | None = None) 
         {
             CHARGE_LOG: str(charges),
             "PYTHONPATH": str(ROOT),  # the Dask workers import the test oracle
-            "PREFECT_HOME": str(tmp_path / "prefect_home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": api,
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         }
     )
@@ -64,13 +76,39 @@ def _tables(campaign: Path):
         return store.read("batches"), store.read("observations"), store.read("requests")
 
 
-def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charges_twice(tmp_path):
-    threads, thread_charges = _run(tmp_path, "threads", {"kind": "threads"})
+def _task_runs(name: str) -> Counter[str]:
+    """How many task runs of each name the campaign ``name``'s rounds ran (and completed)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        (campaign,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=name)))
+        rounds = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[campaign.id]))
+        )
+        tasks = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[r.id for r in rounds]))
+        )
+    assert all(t.state.is_completed() for t in tasks if t.name.startswith(("update-", "score_chunk")))
+    return Counter(t.name if t.name.startswith("update-") else t.name.rsplit("-", 1)[0] for t in tasks)
+
+
+def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charges_twice(
+    tmp_path, prefect_api
+):
+    threads, thread_charges = _run(tmp_path, prefect_api, "threads", {"kind": "threads"})
     # every worker process dies right after the receipt of its 2nd chunk is written: its
     # result is lost and Dask runs that finished chunk again on a fresh worker
     dask, dask_charges = _run(
         tmp_path,
-        "dask",
+        prefect_api,
+        "daskrun",
         {"kind": "dask", "workers": 2, "oracle_chunk": 2},
         kill="oracle_chunk.receipt_written:2",
     )
@@ -87,4 +125,13 @@ def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charge
     for column in ("candidate", "branin", "currin"):
         assert observations[column].tolist() == t_observations[column].tolist()
     assert len(thread_charges) == 14
+    # the round's generators updated side by side, as tasks, on either runner; the pool was
+    # scored in chunks on the Dask workers (6 picks, each over every chunk of the pool), and
+    # here in turn on threads
+    updates = {"update-random": 1, "update-genetic": 1, "update-mogfn": 1}
+    on_dask, on_threads = _task_runs("daskrun"), _task_runs("threads")
+    pool_size = json.loads(batches.loc[batches["round"] == 1, "metrics"].iloc[0])["pool_size"]
+    assert {k: on_dask[k] for k in updates} == updates == {k: on_threads[k] for k in updates}
+    assert on_dask["score_chunk"] == 6 * math.ceil(pool_size / 48) and pool_size > 96
+    assert on_threads["score_chunk"] == 0
     assert not (dask / "oracle_receipts").exists() or not any((dask / "oracle_receipts").iterdir())

@@ -17,6 +17,7 @@ from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.selection import (
     SampledHVISelector,
     _constant,
+    expected_gains,
     hypervolume_scalarizations,
     positive_directions,
 )
@@ -88,9 +89,11 @@ def test_a_pending_candidate_lowers_the_value_of_itself_and_its_neighbour():
     candidates = torch.cat([X[pool], X[[pool[first]]] + 0.01])  # the last one: a close neighbour
     neighbour = len(pool)
     directions = positive_directions(512, 2, 0).to(torch.double)
-    before = free._expected_gain(*_unit(free, candidates), directions)
+    unit, best = _unit(free, candidates)
+    before = expected_gains(best, directions, unit)
     pending = SampledHVISelector(model, Y[measured], ref, n_samples=128, seed=0, X_pending=X[[pool[first]]])
-    after = pending._expected_gain(*_unit(pending, candidates), directions)
+    unit, best = _unit(pending, candidates)
+    after = expected_gains(best, directions, unit)
     assert after[first] < 0.05 * before[first]  # as good as measured in every sample
     assert after[neighbour] < 0.5 * before[neighbour]
     others = [i for i in range(len(pool)) if abs(pool[i] - pool[first]) > 4]
