@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -227,23 +228,31 @@ def read_seed_file(path: str | Path, column: str | None = None) -> SeedSet:
     return SeedSet(str(path), smiles, rejected)
 
 
+_CACHES = threading.Lock()
+"""Guards every LRUCache's look-up-and-reorder (generators update side by side in threads
+and share their space's caches); module-level, so a cache still pickles."""
+
+
 class LRUCache(OrderedDict):
-    """A dict that forgets its least recently used entries beyond ``capacity``."""
+    """A dict that forgets its least recently used entries beyond ``capacity``; safe to
+    share between threads."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
 
     def get(self, key: str, default: object = None) -> object:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        return default
+        with _CACHES:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+            return default
 
     def put(self, key: str, value: object) -> None:
-        self[key] = value
-        if len(self) > self.capacity:
-            self.popitem(last=False)
+        with _CACHES:
+            self[key] = value
+            if len(self) > self.capacity:
+                self.popitem(last=False)
 
 
 class MorganFingerprints:

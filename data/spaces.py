@@ -324,7 +324,10 @@ class MoleculeSpace(SearchSpace):
             return cached
         canonical, reason = self._structure(x)
         if canonical is not None:
-            unknown = sorted(set(self._selfies.get(canonical)) - self._index.keys())
+            tokens = self._selfies.get(canonical)
+            if tokens is None:  # evicted meanwhile by another thread's molecules
+                tokens = tuple(sf.split_selfies(sf.encoder(canonical)))
+            unknown = sorted(set(tokens) - self._index.keys())
             if unknown:
                 canonical, reason = None, f"SELFIES tokens not in the alphabet: {' '.join(unknown)}"
         result = Check(canonical, reason)

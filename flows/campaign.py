@@ -6,6 +6,7 @@ A campaign directory that already exists is continued from its last completed ro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -22,12 +23,13 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.states import Cancelled, State
 
 from paretolab.data.faults import crash_point
-from paretolab.data.store import CampaignLockedError, CampaignStore
+from paretolab.data.store import CampaignLockedError, CampaignStore, StoreError
 from paretolab.flows.campaign_dir import default_campaign_dir, open_store, prepare
 from paretolab.flows.config import load_config
 from paretolab.flows.engine import CampaignState, pareto_table
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.ingest import ingest_inbox
+from paretolab.flows.oracle_chunks import forget_settled_receipts
 from paretolab.flows.round import PROGRESS_LOGGER, emit_progress, run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
 from paretolab.flows.task_runners import task_runner
@@ -172,8 +174,12 @@ def _run_rounds(
         config.rounds + 1,
         f", this run closes up to {rounds_per_run}" if rounds_per_run else "",
     )
-    with task_runner(config.runtime.task_runner) as runner:
-        return _close_rounds(store, setup, tracker, device, rounds_per_run, done, runner)
+    try:
+        with task_runner(config.runtime.task_runner) as runner:
+            return _close_rounds(store, setup, tracker, device, rounds_per_run, done, runner)
+    finally:  # the runner is closed: no chunk of a recorded round can run again
+        with contextlib.suppress(StoreError):  # a damaged store says so elsewhere
+            forget_settled_receipts(store.root, store.read("observations")["round"])
 
 
 def _close_rounds(

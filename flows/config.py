@@ -212,11 +212,12 @@ class TaskRunnerConfig(Strict):
     oracle_chunk: int | None = Field(
         None, ge=1, description="candidates per oracle task; none = the whole batch in one call"
     )
-    generator_updates: Literal["runner", "here"] = Field(
-        "runner",
-        description="where a round's generators update, side by side: runner = as tasks on the "
-        "task runner (threads, or Dask workers); here = in threads of the campaign's process, "
-        "whatever the runner (keeps training on this machine's GPU while the oracle goes to a cluster)",
+    generator_updates: Literal["here", "runner"] = Field(
+        "here",
+        description="where a round's generators update and sample, side by side, one task each: "
+        "here = threads of the campaign's process, whatever the runner (training stays on this "
+        "machine, e.g. its GPU); runner = the task runner (Dask workers: they need the generators' "
+        "device, and a space that pickles: not molecules)",
     )
     score_chunk: int | None = Field(
         None,
@@ -298,6 +299,17 @@ class CampaignConfig(Strict):
     def base_dir(self) -> Path:
         """Folder that relative paths in the config are relative to: the config file's."""
         return self._base_dir or Path.cwd()
+
+    @model_validator(mode="after")
+    def _generators_can_travel(self) -> CampaignConfig:
+        runner = self.runtime.task_runner
+        if runner.kind == "dask" and runner.generator_updates == "runner" and self.space.kind == "molecule":
+            raise ValueError(
+                "runtime.task_runner.generator_updates: 'runner' sends the generators to the Dask "
+                "workers, and a molecule space cannot travel (RDKit's fingerprint generator does not "
+                "pickle); use 'here'"
+            )
+        return self
 
     IDENTITY_EXCLUDES: ClassVar[frozenset[str]] = frozenset(
         {"rounds", "budget", "oracle_retries", "lab", "runtime", "tracking"}

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ __all__ = [
     "MeasureChunks",
     "chunks_of",
     "forget_receipts",
+    "forget_settled_receipts",
     "join_results",
     "measure_chunk",
     "measure_here",
@@ -61,6 +62,15 @@ def forget_receipts(campaign_dir: Path, round_: int) -> None:
     """Remove round ``round_``'s receipts (its observations are recorded: the store is the
     record now)."""
     shutil.rmtree(receipt_folder(campaign_dir, round_), ignore_errors=True)
+
+
+def forget_settled_receipts(campaign_dir: Path, recorded_rounds: Iterable[int]) -> None:
+    """Remove the receipts of every round whose observations are recorded. Called when a
+    run's task runner is closed, not when the round closes: Dask recomputes a finished
+    chunk whose result died with its worker while its future is still held, possibly after
+    the round closed, and that late re-run must find its receipts to charge nothing."""
+    for round_ in set(recorded_rounds):
+        forget_receipts(campaign_dir, int(round_))
 
 
 def _receipt(folder: Path, x: str) -> Path:

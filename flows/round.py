@@ -92,11 +92,13 @@ def _on_threads() -> bool:
     return runner is None or isinstance(runner, ThreadPoolTaskRunner)
 
 
-def _map(task_: Any, parameters: dict[str, Any], *, here: bool = False) -> list[Any]:
+def _map(
+    task_: Any, parameters: dict[str, Any], *, here: bool = False, keep_failures: bool = False
+) -> list[Any]:
     """Map ``task_`` over ``parameters`` on the round's task runner (threads, or Dask
     workers), or ``here``, on threads of this process, and return its results in order.
-    Every run is waited for before a failure is raised, so none is still working when the
-    step retries."""
+    Every run is waited for before a failure is raised (or, ``keep_failures``, returned in
+    its place), so none is still working when the step retries."""
     flow_run = FlowRunContext.get()
     # Prefect ships the submitting runs' contexts, parameters included, with each task; the
     # round's parameters (the store, the tracker, the setup) are not for pickling, nor
@@ -109,17 +111,32 @@ def _map(task_: Any, parameters: dict[str, Any], *, here: bool = False) -> list[
         if here:
             with ThreadPoolTaskRunner() as threads:
                 futures = threads.map(task_, parameters)
-                return _results(futures)
-        return _results(task_.map(**parameters))
+                return _results(futures, keep_failures)
+        return _results(task_.map(**parameters), keep_failures)
     finally:
         TaskRunContext.__var__.reset(task_token)  # type: ignore[attr-defined]
         FlowRunContext.__var__.reset(flow_token)  # type: ignore[attr-defined]
 
 
-def _results(futures: Any) -> list[Any]:
-    for future in futures:
-        future.wait()
-    return [future.result() for future in futures]
+def _results(futures: Any, keep_failures: bool) -> list[Any]:
+    try:
+        for future in futures:
+            future.wait()
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                if not keep_failures:
+                    raise
+                results.append(exc)
+        return results
+    finally:
+        # a Dask future still held after its result is in is recomputed if its worker dies
+        for future in futures:
+            release = getattr(getattr(future, "wrapped_future", None), "release", None)
+            if release is not None:
+                release()
 
 
 def _measure_mapped(oracle: Oracle, chunks: list[list[str]], folder: Path) -> list[OracleResult]:
@@ -140,19 +157,19 @@ def _score_mapped(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> li
     return _map(_score_chunk, {"torch_threads": unmapped(threads), "fn": unmapped(fn), "job": list(jobs)})
 
 
-def _refresh_mapped(jobs: Sequence[tuple[Any, ...]], where: str = "runner") -> list[steps.GeneratorRound]:
-    """The round's generators update and sample side by side, as mapped tasks on the task
-    runner (threads, or Dask workers) or, ``where="here"``, on threads of this process;
-    one alone runs here."""
+def _refresh_mapped(
+    jobs: Sequence[tuple[Any, ...]], where: str = "here"
+) -> list[steps.GeneratorRound | Exception]:
+    """The round's generators update and sample side by side, one ``update-<generator>``
+    task each: on threads of this process (``where="here"``), or on the task runner
+    (``"runner"``: threads, or Dask workers)."""
     emit_progress("step", step="update_generator")
-    if len(jobs) <= 1:
-        return steps.refresh_in_turn(jobs)
     parameters = {
         "torch_threads": unmapped(torch.get_num_threads()),
         "fn": unmapped(steps.refresh_generator),
         "job": list(jobs),
     }
-    return _map(_update, parameters, here=where == "here")
+    return _map(_update, parameters, here=where == "here", keep_failures=True)
 
 
 def _publish(tracker: CampaignTracker, store: CampaignStore, setup: CampaignSetup) -> None:

@@ -40,7 +40,6 @@ from paretolab.flows.lab import evaluate_lab
 from paretolab.flows.oracle_chunks import (
     MeasureChunks,
     chunks_of,
-    forget_receipts,
     join_results,
     measure_here,
     receipt_folder,
@@ -264,6 +263,7 @@ def refresh_generator(
     metrics = generator.update(reward, dataset, round_rng(seed, round_, f"update-{generator.name}"))
     crash_point("step.update_generator")  # trained, nothing stored yet
     state = generator.state_dict()
+    state_bytes = _state_to_bytes(state) if state else None  # before sampling can touch it
     trained = time.perf_counter()
     generator.proposal_metrics = {}
     proposed = generator.propose(n, round_rng(seed, round_, f"propose-{generator.name}"))
@@ -273,20 +273,28 @@ def refresh_generator(
         metrics=metrics
         | generator.proposal_metrics
         | {"update_seconds": trained - start, "propose_seconds": time.perf_counter() - trained},
-        state=_state_to_bytes(state) if state else None,
+        state=state_bytes,
         history={key: [float(v) for v in values] for key, values in generator.history.items()},
         proposed=list(proposed),
     )
 
 
-RefreshGenerators = Callable[[Sequence[tuple[Any, ...]]], list[GeneratorRound]]
+RefreshGenerators = Callable[[Sequence[tuple[Any, ...]]], list[GeneratorRound | Exception]]
 """``refresh(jobs)``: :func:`refresh_generator` for each job's arguments, run wherever it
-chooses (the flow maps them as tasks on its task runner), results in the jobs' order."""
+chooses (the flow maps them as tasks on its task runner); the results in the jobs' order,
+a job that failed as its exception (the jobs after it may be left out)."""
 
 
-def refresh_in_turn(jobs: Sequence[tuple[Any, ...]]) -> list[GeneratorRound]:
-    """Refresh the generators here, one after another."""
-    return [refresh_generator(*job) for job in jobs]
+def refresh_in_turn(jobs: Sequence[tuple[Any, ...]]) -> list[GeneratorRound | Exception]:
+    """Refresh the generators here, one after another, up to the first that fails."""
+    results: list[GeneratorRound | Exception] = []
+    for job in jobs:
+        try:
+            results.append(refresh_generator(*job))
+        except Exception as exc:
+            results.append(exc)
+            break
+    return results
 
 
 def record_generator(
@@ -493,7 +501,9 @@ def choose_batch(
         restore_generator(store, generator, round_)
     jobs = [(g, reward, dataset, c.pool_size, setup.config.seed, round_) for g, c in todo]
     refreshed = timed(refresh, "update_generator", timings)(jobs) if jobs else []
-    for (generator, _), result in zip(todo, refreshed, strict=True):
+    for (generator, _), result in zip(todo, refreshed, strict=False):
+        if isinstance(result, Exception):  # those before it are stored: a retry skips them
+            raise result
         updated = step("propose", record_generator)(store, setup, generator, result, round_)
         metrics |= {f"generator/{generator.name}/{k}": v for k, v in updated.items()}
     proposals: dict[str, list[str]] = {}
@@ -624,8 +634,7 @@ def evaluate(
     )
     for j, objective in enumerate(setup.objectives):
         rows[objective.name] = result.values[:, j].numpy()
-    store.append("observations", rows)
-    forget_receipts(store.root, round_)  # the store is the record now
+    store.append("observations", rows)  # the record now; its receipts go when the run ends
     n_valid = int(result.valid.sum())
     for reason in {r for r in result.reasons if r}:
         logger.warning("round %d: failed measurement: %s", round_, reason)

@@ -1,4 +1,5 @@
-"""The task runner a campaign's rounds map their oracle chunks on (``runtime.task_runner``):
+"""The task runner a campaign's rounds map their tasks on (``runtime.task_runner``: oracle
+chunks, pool-scoring chunks, and generator updates with ``generator_updates: runner``):
 Prefect's thread pool, or a Dask cluster through ``prefect-dask`` (a scheduler's address,
 or a local cluster of worker processes started for the run and stopped after it). Workers
 of a remote cluster need ``PREFECT_API_URL`` set to the team's Prefect server."""

@@ -8,7 +8,6 @@ the batch is picked greedily (sequential conditioning on pending points), as BoT
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -76,7 +75,7 @@ def build_qlognehvi(
 
 
 MAX_BATCH_SIZE = 512
-"""Candidates whose acquisition is evaluated together (BoTorch's default)."""
+"""Candidates whose acquisition is evaluated together (bounds the memory of one evaluation)."""
 
 
 def acquisition_values(acqf: AcquisitionFunction, X: Tensor) -> Tensor:
@@ -110,15 +109,19 @@ def select_batch(
     values: list[float] = []
     if q == 0:
         return [], []
+    available = torch.ones(pool.shape[0], dtype=torch.bool)
     try:
-        for _ in range(q):
-            scores = score_in_chunks(acquisition_values, pool, (acqf,), chunk=chunk, score=score)
-            scores[indices] = -math.inf
-            best = int(torch.argmax(scores))
+        for k in range(q):
+            scores = score_in_chunks(acquisition_values, pool, (acqf,), chunk=chunk, score=score).cpu()
+            left = available.nonzero().flatten()
+            best = int(left[torch.argmax(scores[left])])  # the first of equals, as BoTorch's
             indices.append(best)
             values.append(float(scores[best]))
-            picked = pool[indices]
-            acqf.set_X_pending(picked if base_pending is None else torch.cat([base_pending, picked]))
+            available[best] = False
+            if k + 1 < q:  # the next pick conditions on this one
+                picked = pool[indices]
+                acqf.set_X_pending(picked if base_pending is None else torch.cat([base_pending, picked]))
     finally:
-        acqf.set_X_pending(base_pending)
+        if q > 1:
+            acqf.set_X_pending(base_pending)
     return indices, values

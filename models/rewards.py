@@ -9,7 +9,6 @@ Rewards are handled in log space: ``log R(x | w, beta) = beta * log s(r(x), w)``
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -33,11 +32,6 @@ __all__ = [
     "log_reward",
     "scalarization",
 ]
-
-_PROXY_CALLS = threading.RLock()
-"""One proxy evaluation at a time in a process: GPyTorch's and BoTorch's settings (exact
-solves, fast predictive variances) are process-wide switches that each evaluation turns on
-and off, so generators updating side by side in threads would change each other's."""
 
 MIN_SCALARIZED_REWARD = 1e-30
 """Floor of a scalarized reward before its log, so a zero reward has a finite log (the
@@ -88,15 +82,13 @@ class ProxyReward:
     def scores(self, X: Tensor) -> Tensor:
         """Scores of featurized candidates ``n x d``."""
         X = X.to(next(self.model.parameters()).device)
-        with _PROXY_CALLS, torch.no_grad(), exact_gp():
+        with torch.no_grad(), exact_gp():  # one GP evaluation at a time in a process
             posterior = self.model.posterior(X)
             scores = posterior.mean + self.kappa * posterior.variance.clamp_min(0).sqrt()
         if self.feasibility is None or self.floor is None:
             return scores
         floor = self.floor.to(scores)
-        with _PROXY_CALLS:
-            feasible = self.feasibility.probability(X).to(scores)
-        return floor + feasible[:, None] * (scores - floor)
+        return floor + self.feasibility.probability(X).to(scores)[:, None] * (scores - floor)
 
 
 MARGIN = 0.1

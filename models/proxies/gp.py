@@ -16,6 +16,9 @@ stochastic CG above 800 points, which is neither exact nor reproducible).
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import gpytorch
@@ -84,9 +87,19 @@ MAX_EXACT_POINTS = 20_000
 """Up to this many training points GPs are solved exactly (Cholesky)."""
 
 
-def exact_gp() -> gpytorch.settings.max_cholesky_size:
-    """Context in which GPyTorch solves with Cholesky up to ``MAX_EXACT_POINTS``."""
-    return gpytorch.settings.max_cholesky_size(MAX_EXACT_POINTS)
+_GP_SETTINGS = threading.RLock()
+"""One GP evaluation at a time in a process: GPyTorch's and BoTorch's settings (exact solves
+here; fast predictive variances inside BoTorch's ``posterior``) are process-wide switches
+that each evaluation turns on and off, so two threads evaluating at once would change each
+other's (generators updating side by side, several tasks on one Dask worker)."""
+
+
+@contextmanager
+def exact_gp() -> Iterator[None]:
+    """Context in which GPyTorch solves with Cholesky up to ``MAX_EXACT_POINTS``; it holds a
+    process-wide lock, so GP evaluations in other threads wait (see ``_GP_SETTINGS``)."""
+    with _GP_SETTINGS, gpytorch.settings.max_cholesky_size(MAX_EXACT_POINTS):
+        yield
 
 
 MIN_POINTS_FOR_METRICS = 10

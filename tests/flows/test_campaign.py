@@ -282,8 +282,9 @@ def test_cli_run_and_status(tmp_path, prefect_api, monkeypatch):
 
 
 def test_each_step_is_timed_inside_its_task(tmp_path, prefect_api):
-    """``time/<step>`` is the step's own work (timed inside the task body), and
-    ``time/science`` is the sum of the science steps: what the overhead benchmark reads."""
+    """``time/<step>`` is the step's own work (timed inside the task body; the generators'
+    side-by-side update and sampling by their wall time), and ``time/science`` is the sum
+    of the science steps: what the overhead benchmark reads."""
     config = write_config(tmp_path / "config.yaml", rounds=1)
     run_campaign(str(config), str(tmp_path / "camp"))
     with CampaignStore.open(tmp_path / "camp", lock=False) as store:

@@ -54,6 +54,14 @@ CASES = [
         },
         "generators: opgfn: the transformer's width (30) must be a multiple of its 4 heads",
     ),
+    (
+        {
+            "space": {"kind": "molecule"},
+            "runtime": {"task_runner": {"kind": "dask", "generator_updates": "runner"}},
+        },
+        "runtime.task_runner.generator_updates: 'runner' sends the generators to the Dask workers, "
+        "and a molecule space cannot travel",
+    ),
 ]
 
 

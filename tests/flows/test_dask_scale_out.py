@@ -42,9 +42,9 @@ def _run(
         oracle={"target": "tests.helpers.oracles:ChargingOracle", "params": {"delay": 0.3}},
         initial_design=8,
         batch_size=6,
-        rounds=1,
+        rounds=2,
         generators=GENERATORS,
-        runtime={"task_runner": task_runner | {"score_chunk": 48}},
+        runtime={"task_runner": task_runner | {"score_chunk": 48, "generator_updates": "runner"}},
     )
     charges = tmp_path / f"{name}.charges"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARETOLAB_KILL"))}
@@ -117,21 +117,22 @@ def test_dask_workers_measure_the_same_campaign_and_a_killed_worker_never_charge
 
     charged = Counter(line.split()[0] for line in dask_charges)
     assert sorted(charged) == sorted(observations["candidate"]) and set(charged.values()) == {1}
-    assert len(requests) == len(observations) == 14 and observations["candidate"].is_unique
+    assert len(requests) == len(observations) == 20 and observations["candidate"].is_unique
     # the chunks ran on the workers, and killed ones were replaced: more than 2 processes
     assert len({line.split()[1] for line in dask_charges}) >= 3
     # the same seed gives the same campaign as the default runner, to the last value
     assert batches["candidate"].tolist() == t_batches["candidate"].tolist()
     for column in ("candidate", "branin", "currin"):
         assert observations[column].tolist() == t_observations[column].tolist()
-    assert len(thread_charges) == 14
-    # the round's generators updated side by side, as tasks, on either runner; the pool was
+    assert len(thread_charges) == 20
+    # the rounds' generators updated side by side, as tasks (on the workers with Dask, MOGFN
+    # continuing in round 2 from the state that came back from round 1's worker); the pool was
     # scored in chunks on the Dask workers (6 picks, each over every chunk of the pool), and
     # here in turn on threads
-    updates = {"update-random": 1, "update-genetic": 1, "update-mogfn": 1}
+    updates = {"update-random": 2, "update-genetic": 2, "update-mogfn": 2}
     on_dask, on_threads = _task_runs("daskrun"), _task_runs("threads")
-    pool_size = json.loads(batches.loc[batches["round"] == 1, "metrics"].iloc[0])["pool_size"]
+    pools = [json.loads(batches.loc[batches["round"] == r, "metrics"].iloc[0])["pool_size"] for r in (1, 2)]
     assert {k: on_dask[k] for k in updates} == updates == {k: on_threads[k] for k in updates}
-    assert on_dask["score_chunk"] == 6 * math.ceil(pool_size / 48) and pool_size > 96
+    assert on_dask["score_chunk"] == sum(6 * math.ceil(p / 48) for p in pools) and min(pools) > 96
     assert on_threads["score_chunk"] == 0
     assert not (dask / "oracle_receipts").exists() or not any((dask / "oracle_receipts").iterdir())

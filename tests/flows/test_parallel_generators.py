@@ -1,5 +1,6 @@
-"""A round's generators update side by side (mapped Prefect tasks on threads of the
-campaign's process) and ask exactly what they ask one after another (the Python API)."""
+"""A round's generators update side by side (mapped Prefect tasks on the thread runner)
+and ask exactly what they ask one after another (the Python API); when one fails, those
+before it are kept and a rerun asks what an uninterrupted run asks."""
 
 from __future__ import annotations
 
@@ -83,3 +84,32 @@ def test_generators_update_side_by_side_and_ask_what_they_ask_one_after_another(
         proposals = store.read("proposals")
     assert proposals.groupby("round")["generator"].apply(set).tolist() == [{"mogfn", "opgfn", "genetic"}] * 2
     pd.testing.assert_frame_equal(flow, api)
+
+
+def test_a_failing_generator_keeps_the_ones_before_it_and_a_rerun_asks_the_same(
+    tmp_path, prefect_api, monkeypatch
+):
+    from paretolab.models.generators.genetic import GeneticGenerator
+
+    generators = [{"kind": "random", "pool_size": 32}, {"kind": "genetic", "pool_size": 32}, GENERATORS[0]]
+    config = write_config(
+        tmp_path / "c.yaml", rounds=1, initial_design=8, batch_size=4, generators=generators
+    )
+    run_campaign(str(config), str(tmp_path / "baseline"))
+
+    update = GeneticGenerator.update
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the genetic generator broke")
+
+    monkeypatch.setattr(GeneticGenerator, "update", broken)
+    state = run_campaign(str(config), str(tmp_path / "broken"), return_state=True)
+    assert state.is_failed()
+    with CampaignStore.open(tmp_path / "broken", lock=False) as store:
+        proposals = store.read("proposals")
+    # random, before the failing one, is stored; mogfn, after it, is trained again on rerun
+    assert set(proposals.loc[proposals["round"] == 1, "generator"]) == {"random"}
+
+    monkeypatch.setattr(GeneticGenerator, "update", update)
+    run_campaign(str(config), str(tmp_path / "broken"))
+    pd.testing.assert_frame_equal(_batches(tmp_path / "broken"), _batches(tmp_path / "baseline"))

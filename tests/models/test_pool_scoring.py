@@ -62,15 +62,19 @@ def test_picks_are_the_same_however_the_pool_is_chunked_and_wherever_chunks_run(
     assert shipper.chunks == (5 if kind == "qlognehvi" else 1) * len(chunk_bounds(len(pool), 128))
 
 
-def test_the_greedy_loop_is_botorchs_optimize_acqf_discrete():
+@pytest.mark.parametrize("pending", [True, False])
+def test_the_greedy_loop_is_botorchs_optimize_acqf_discrete(pending):
     model, X, _Y, X_pending, ref, pool = _task(n_pool=300)
-    ours = select_batch(build_qlognehvi(model, X, ref, mc_samples=32, seed=3, X_pending=X_pending), pool, 4)
-    acqf = build_qlognehvi(model, X, ref, mc_samples=32, seed=3, X_pending=X_pending)
+    X_pending = X_pending if pending else None
+    ours = build_qlognehvi(model, X, ref, mc_samples=32, seed=3, X_pending=X_pending)
+    indices, values = select_batch(ours, pool, 4)
+    theirs = build_qlognehvi(model, X, ref, mc_samples=32, seed=3, X_pending=X_pending)
     with exact_gp():
-        picked, values = optimize_acqf_discrete(acqf, q=4, choices=pool, unique=True)
-    assert torch.equal(pool[ours[0]], picked)
-    assert ours[1] == pytest.approx(values.tolist(), rel=1e-9)
-    assert torch.equal(acqf.X_pending, X_pending)  # the pending points are restored
+        picked, their_values = optimize_acqf_discrete(theirs, q=4, choices=pool, unique=True)
+    assert torch.equal(pool[indices], picked)
+    assert values == pytest.approx(their_values.tolist(), rel=1e-9)
+    # the pending points given are restored after the batch
+    assert ours.X_pending is None if X_pending is None else torch.equal(ours.X_pending, X_pending)
 
 
 def test_chunk_bounds_cover_every_row_once():
