@@ -19,6 +19,7 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from paretolab.data.faults import crash_point
 from paretolab.data.store import CampaignStore
@@ -208,10 +209,21 @@ def emit_progress(event: str, **fields: Any) -> None:
     _progress.info(event, extra={"paretolab": {"event": event, **fields}})
 
 
+def _unintrospected(task_: Any) -> Callable[..., Any]:
+    """Call ``task_`` with every argument wrapped in Prefect's ``quote``: Prefect would
+    otherwise walk each argument (the store, the setup, the dataset) for futures on every
+    call, the largest part of a task's bookkeeping; a step's inputs are never futures."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return task_(*(quote(a) for a in args), **{k: quote(v) for k, v in kwargs.items()})
+
+    return call
+
+
 def _as_task(name: str, fn: Callable[..., Any]) -> Any:
     """``steps.choose_batch``'s hook: run each step as its task."""
     emit_progress("step", step=name)
-    return TASKS[name]
+    return _unintrospected(TASKS[name])
 
 
 def _round(
@@ -235,7 +247,7 @@ def _round(
 
     def step(name: str, **options: Any) -> Any:
         emit_progress("step", step=name)
-        return TASKS[name].with_options(**options) if options else TASKS[name]
+        return _unintrospected(TASKS[name].with_options(**options) if options else TASKS[name])
 
     state = CampaignState.read(store)
     if state.has_batch(round_):
