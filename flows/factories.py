@@ -141,6 +141,9 @@ def _generator(
             warm_start_steps=config.warm_start_steps,
             kappa=config.kappa,
             replay_measured=config.replay_measured,
+            local_share=config.local_share,
+            local_steps=config.local_steps,
+            local_anchors=config.local_anchors,
             seed=seed,
             device=device,
         )

@@ -1,5 +1,7 @@
 """Bad input: one clear error line naming the field, exit code 2, nothing written."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -150,27 +152,45 @@ IDENTITY_HASHES = {  # as campaigns created by earlier versions recorded them
 }
 
 
-@pytest.mark.parametrize("name", sorted(IDENTITY_HASHES))
-def test_identity_hash_of_existing_campaigns_is_unchanged(name):
-    """Campaigns created before ``oracle.target`` existed, and GFlowNet campaigns created
-    while ``trajectories_per_step`` was ``batch_size`` (and the GFlowNet settings were
-    declared apart from the trainer's), must still resume."""
+EARLIER_CONFIGS = Path(__file__).parent / "earlier_configs"
+"""Shipped configs as they were before an example campaign itself changed (the n-gram and
+molecule examples took local GFlowNet samples and sampled_hvi): campaigns created from them
+must keep resuming."""
+
+
+def earlier_config(name: str) -> Path:
+    """The config ``name`` as earlier versions shipped it."""
     from tests.conftest import ROOT
 
-    assert load_config(ROOT / "campaigns" / f"{name}.yaml").identity_hash() == IDENTITY_HASHES[name]
+    earlier = EARLIER_CONFIGS / f"{name}.yaml"
+    return earlier if earlier.exists() else ROOT / "campaigns" / f"{name}.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITY_HASHES))
+def test_identity_hash_of_existing_campaigns_is_unchanged(name):
+    """Campaigns created before ``oracle.target`` existed, GFlowNet campaigns created
+    while ``trajectories_per_step`` was ``batch_size`` (and the GFlowNet settings were
+    declared apart from the trainer's), and those created before local samples, must
+    still resume."""
+    assert load_config(earlier_config(name)).identity_hash() == IDENTITY_HASHES[name]
 
 
 @pytest.mark.parametrize("campaign", ["ngram_mogfn", "ngram_opgfn"])
 @pytest.mark.parametrize(
     ("field", "value", "default"),
-    [("weight_decay", 1e-4, 0.0), ("train_seconds", 5.0, None), ("warm_start_steps", 10, 50)],
+    [
+        ("weight_decay", 1e-4, 0.0),
+        ("train_seconds", 5.0, None),
+        ("warm_start_steps", 10, 50),
+        ("local_share", 1.0, 0.5),
+        ("local_steps", 4, 8),
+        ("local_anchors", 8, 32),
+    ],
 )
 def test_a_gflownet_setting_that_did_not_exist_before_changes_the_identity_only_when_set(
     campaign, field, value, default
 ):
-    from tests.conftest import ROOT
-
-    data = yaml.safe_load((ROOT / "campaigns" / f"{campaign}.yaml").read_text())
+    data = yaml.safe_load(earlier_config(campaign).read_text())
     same = parse_config(data, "x").identity_hash()
     data["generators"][0][field] = value
     assert parse_config(data, "x").identity_hash() != same
@@ -192,9 +212,7 @@ def test_shorthands_mean_what_they_stand_for(tmp_path):
 
 
 def test_a_gflownet_config_written_with_the_old_batch_size_name_still_loads_as_the_same_campaign():
-    from tests.conftest import ROOT
-
-    data = yaml.safe_load((ROOT / "campaigns" / "ngram_mogfn.yaml").read_text())
+    data = yaml.safe_load(earlier_config("ngram_mogfn").read_text())
     steps = data["generators"][0].pop("trajectories_per_step")
     data["generators"][0]["batch_size"] = steps
     with pytest.warns(FutureWarning, match="now called trajectories_per_step"):

@@ -35,6 +35,7 @@ from paretolab.models.generators.gflownet.policy import (
 )
 from paretolab.models.generators.gflownet.sampler import (
     Trajectories,
+    ancestors,
     backward_trajectories,
     sample_trajectories,
     trajectory_log_probs,
@@ -76,6 +77,7 @@ __all__ = [
     "Trajectories",
     "TrajectoryBalance",
     "TrajectoryScores",
+    "ancestors",
     "backward_trajectories",
     "environment_for",
     "sample_trajectories",

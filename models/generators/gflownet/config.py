@@ -13,6 +13,9 @@ from pydantic import Field, model_validator
 from paretolab.data.strict import Strict
 
 __all__ = [
+    "LOCAL_ANCHORS",
+    "LOCAL_SHARE",
+    "LOCAL_STEPS",
     "WARM_START_STEPS",
     "GFlowNetSettings",
     "MOGFNGeneratorConfig",
@@ -24,6 +27,16 @@ WARM_START_STEPS = 50
 """Offline steps on the known candidates before a GFlowNet's first on-policy step: once
 per campaign, 0.5 s on a 32 x 32 grid, 2-5 s on molecules (512 seeds scored); measured
 gains and costs in README.md, "Generators"."""
+
+LOCAL_SHARE = 0.5
+"""Default share of a pool a GFlowNet samples near the best measured candidates. At
+campaign budgets an acquisition picks candidates the proxy knows, near what was measured;
+a GFlowNet that only samples from the initial state rarely supplies them (README.md,
+"Generators")."""
+LOCAL_STEPS = 8
+"""Default most actions undone before a local completion (tokens, on sequences)."""
+LOCAL_ANCHORS = 32
+"""Default number of best measured candidates local samples start near."""
 
 
 class GFlowNetSettings(Strict):
@@ -114,6 +127,22 @@ class _InCampaign(Strict):
     )
     kappa: float = Field(0.0, ge=0, description="optimism: reward uses proxy mean + kappa * std")
     replay_measured: bool = Field(True, description="measured candidates join the replay buffer")
+    local_share: float = Field(
+        LOCAL_SHARE,
+        ge=0,
+        le=1,
+        description=(
+            "share of each pool sampled near the best measured candidates: the policy completes "
+            "one of them after undoing up to local_steps of its last actions (0: every candidate "
+            "from the initial state)"
+        ),
+    )
+    local_steps: int = Field(LOCAL_STEPS, ge=1, description="most actions undone before a local completion")
+    local_anchors: int = Field(
+        LOCAL_ANCHORS,
+        ge=1,
+        description="best measured candidates (Pareto rank, then ranks) local samples start near",
+    )
 
 
 class MOGFNGeneratorConfig(MOGFNSettings, _InCampaign):

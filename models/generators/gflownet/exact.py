@@ -17,11 +17,14 @@ __all__ = ["terminal_distribution", "total_variation"]
 
 
 @torch.no_grad()
-def terminal_distribution(env: Environment, policy: Policy, condition: Tensor) -> tuple[Tensor, Tensor]:
+def terminal_distribution(
+    env: Environment, policy: Policy, condition: Tensor, start: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """All terminal states ``k x state_size`` reachable under one encoded condition
-    (``c`` or ``1 x c``) and the probability (double) that the policy ends in each."""
+    (``c`` or ``1 x c``) from the initial state, or from the state ``start`` when given,
+    and the probability (double) that the policy ends in each."""
     condition = condition.reshape(1, -1)
-    layer = env.initial(1, condition.device)
+    layer = env.initial(1, condition.device) if start is None else start.reshape(1, -1).to(condition.device)
     reach = torch.ones(1, dtype=torch.double, device=condition.device)
     terminals, probabilities = [], []
     for _ in range(env.max_steps):

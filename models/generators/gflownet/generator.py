@@ -1,6 +1,10 @@
 """A GFlowNet in a campaign: trained each round against the proxy, warm-started from the
 previous round (the first round: offline, on what is known), measured candidates replayed.
-Variants say only how the proxy's scores become training values and how a pool is sampled."""
+A pool mixes samples from the initial state with local ones: completions of the best
+measured candidates after their last few actions are undone, the way MOGFN-AL proposes
+edits of the current Pareto front (Jain et al. 2023, "Multi-Objective GFlowNets", ICML,
+section 6). Variants say only how the proxy's scores become training values and how a
+batch of states is sampled."""
 
 from __future__ import annotations
 
@@ -13,9 +17,20 @@ from torch import Tensor
 from paretolab.data.dataset import Dataset
 from paretolab.data.spaces import SearchSpace
 from paretolab.models.generators.base import Generator
-from paretolab.models.generators.gflownet.config import WARM_START_STEPS
+from paretolab.models.generators.gflownet.config import (
+    LOCAL_ANCHORS,
+    LOCAL_SHARE,
+    LOCAL_STEPS,
+    WARM_START_STEPS,
+)
 from paretolab.models.generators.gflownet.envs import Environment, environment_for
-from paretolab.models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
+from paretolab.models.generators.gflownet.sampler import ancestors
+from paretolab.models.generators.gflownet.trainer import (
+    GFlowNet,
+    GFlowNetSettings,
+    ObjectiveFn,
+    best_first,
+)
 from paretolab.models.rewards import ProxyReward
 
 __all__ = ["WARM_START_SEEDS", "GFlowNetGenerator"]
@@ -42,6 +57,9 @@ class GFlowNetGenerator(Generator):
         warm_start_steps: int = WARM_START_STEPS,
         kappa: float = 0.0,
         replay_measured: bool = True,
+        local_share: float = LOCAL_SHARE,
+        local_steps: int = LOCAL_STEPS,
+        local_anchors: int = LOCAL_ANCHORS,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -50,6 +68,11 @@ class GFlowNetGenerator(Generator):
             raise ValueError(f"train_seconds must be positive (or None), got {train_seconds}")
         if warm_start_steps < 0:
             raise ValueError(f"warm_start_steps must be >= 0, got {warm_start_steps}")
+        if not 0 <= local_share <= 1 or local_steps < 1 or local_anchors < 1:
+            raise ValueError(
+                f"need 0 <= local_share <= 1, local_steps >= 1 and local_anchors >= 1; got {local_share}, "
+                f"{local_steps} and {local_anchors}"
+            )
         self.env: Environment = environment_for(space)
         self.model = self.model_class(self.env, num_objectives, settings, seed=seed, device=device)
         self.steps_per_round = steps_per_round
@@ -57,10 +80,48 @@ class GFlowNetGenerator(Generator):
         self.warm_start_steps = warm_start_steps
         self.kappa = kappa
         self.replay_measured = replay_measured
+        self.local_share = local_share
+        self.local_steps = local_steps
+        self.local_anchors = local_anchors
+        self.anchors = self.env.initial(0, self.model.device)
+        """Terminal states of the best measured candidates at the last update (local
+        samples start near them), best first."""
 
     @abstractmethod
     def objective(self, reward: ProxyReward, dataset: Dataset) -> ObjectiveFn:
         """Terminal states -> this round's training values ``n x m``."""
+
+    @abstractmethod
+    def sample(self, n: int, rng: torch.Generator, start: Tensor | None = None) -> Tensor:
+        """``n`` terminal states from the initial state, or from the partial states
+        ``start`` (``n x state_size``)."""
+
+    def propose(self, n: int, rng: torch.Generator) -> list[str]:
+        """``n`` candidates: ``local_share`` of them completions of the anchors (each drawn
+        uniformly, with 1 to ``local_steps`` of its last actions undone, uniformly), the rest
+        from the initial state; all local when ``local_share`` is 1, none before any
+        measurement."""
+        n_local = round(self.local_share * n) if len(self.anchors) else 0
+        parts = [self.sample(n - n_local, rng)] if n > n_local else []
+        if n_local:
+            pick = torch.randint(0, len(self.anchors), (n_local,), generator=rng)
+            back = torch.randint(1, self.local_steps + 1, (n_local,), generator=rng)
+            start = ancestors(self.env, self.anchors[pick.to(self.anchors.device)], back, rng)
+            parts.append(self.sample(n_local, rng, start))
+        states = torch.cat(parts) if parts else self.env.initial(0, self.model.device)
+        self.proposal_metrics = {"local_share": n_local / n if n else 0.0}
+        return self.space.decode(self.env.to_tokens(states).cpu())
+
+    def best_measured(self, dataset: Dataset) -> Tensor:
+        """Terminal states of the ``local_anchors`` best measured candidates with finite
+        values (Pareto rank, then the sum of per-objective ranks), best first."""
+        finite = torch.isfinite(dataset.Y).all(-1) if len(dataset) else torch.zeros(0, dtype=torch.bool)
+        rows = finite.nonzero().squeeze(-1)
+        if not len(rows):
+            return self.env.initial(0, self.model.device)
+        order = rows[best_first(dataset.Y[rows].double())[: self.local_anchors]]
+        candidates = [dataset.candidates[i] for i in order.tolist()]
+        return self.env.from_tokens(self.space.encode(candidates)).to(self.model.device)
 
     def known_states(self, dataset: Dataset, rng: torch.Generator) -> Tensor:
         """Terminal states of what is known before any training: every measured candidate,
@@ -85,6 +146,7 @@ class GFlowNetGenerator(Generator):
         first ``warm_start_steps`` offline steps on the known candidates, then up to
         ``steps_per_round`` steps, all within ``train_seconds`` when it is set."""
         objective = self.objective(reward, dataset)
+        self.anchors = self.best_measured(dataset)
         start = time.perf_counter()
         warm: dict[str, list[float]] = {}
         if self.warm_start_steps and self.model.steps_done == 0:
@@ -119,10 +181,13 @@ class GFlowNetGenerator(Generator):
         return max(0.0, self.train_seconds - (time.perf_counter() - start))
 
     def state_dict(self) -> dict:
-        return self.model.state_dict()
+        return self.model.state_dict() | {"anchors": self.anchors.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (a state saved before local sampling has no anchors:
+        the next update finds them)."""
         self.model.load_state_dict(state)
+        self.anchors = state.get("anchors", self.env.initial(0)).to(self.model.device)
 
 
 def _mean(values: list[float]) -> float:

@@ -46,9 +46,9 @@ class MOGFN(GFlowNet):
         """``beta * log s(r, w)`` for objective rewards ``n x m`` (eq. 5, in log space)."""
         return self.signal.target(rewards, conditioning)
 
-    def sample(self, conditioning: Conditioning, rng: torch.Generator) -> Tensor:
-        """Terminal states, one per conditioning (no exploration)."""
-        return self.sample_states(len(conditioning), rng, conditioning)
+    def sample(self, conditioning: Conditioning, rng: torch.Generator, start: Tensor | None = None) -> Tensor:
+        """Terminal states, one per conditioning (no exploration), from ``start`` when given."""
+        return self.sample_states(len(conditioning), rng, conditioning, start)
 
 
 class MOGFNGenerator(GFlowNetGenerator):
@@ -60,7 +60,8 @@ class MOGFNGenerator(GFlowNetGenerator):
     ``MARGIN / (1 + MARGIN)``, the best to 1; clipped below at 0, so only predictions well
     below everything measured get a zero reward), scalarized with the
     sampled preference and raised to ``beta``.
-    ``propose`` samples one candidate per Dirichlet preference, spread over the simplex.
+    Each candidate of a pool is sampled under its own Dirichlet preference, spread over
+    the simplex, at the largest ``beta``.
     """
 
     name = "mogfn"
@@ -82,8 +83,7 @@ class MOGFNGenerator(GFlowNetGenerator):
 
         return score
 
-    def propose(self, n: int, rng: torch.Generator) -> list[str]:
+    def sample(self, n: int, rng: torch.Generator, start: Tensor | None = None) -> Tensor:
         conditioning = self.model.conditions.sample(n, rng)
         conditioning.beta.fill_(self.model.conditions.beta_max)
-        states = self.model.sample(conditioning, rng)
-        return self.space.decode(self.env.to_tokens(states).cpu())
+        return self.model.sample(conditioning, rng, start)

@@ -99,6 +99,5 @@ class OPGFNGenerator(GFlowNetGenerator):
 
         return values
 
-    def propose(self, n: int, rng: torch.Generator) -> list[str]:
-        states = self.model.sample_states(n, rng)
-        return self.space.decode(self.env.to_tokens(states).cpu())
+    def sample(self, n: int, rng: torch.Generator, start: Tensor | None = None) -> Tensor:
+        return self.model.sample_states(n, rng, start=start)

@@ -17,7 +17,13 @@ from torch import Tensor
 from paretolab.models.generators.gflownet.envs import Environment
 from paretolab.models.generators.gflownet.policy import Policy
 
-__all__ = ["Trajectories", "backward_trajectories", "sample_trajectories", "trajectory_log_probs"]
+__all__ = [
+    "Trajectories",
+    "ancestors",
+    "backward_trajectories",
+    "sample_trajectories",
+    "trajectory_log_probs",
+]
 
 NO_ACTION = -1
 """Action of a trajectory that has already stopped."""
@@ -69,8 +75,10 @@ def sample_trajectories(
     rng: torch.Generator,
     epsilon: float = 0.0,
     cache: bool = True,
+    start: Tensor | None = None,
 ) -> Trajectories:
-    """Roll out one trajectory per row of the encoded ``condition`` (``n x c``).
+    """Roll out one trajectory per row of the encoded ``condition`` (``n x c``), from the
+    initial state or, with ``start`` (``n x state_size``), from those partial states.
 
     With probability ``epsilon`` an action is drawn uniformly among the valid ones
     (off-policy exploration; trajectory balance stays valid). Draws use ``rng``
@@ -79,13 +87,14 @@ def sample_trajectories(
     policy's incremental :class:`~paretolab.models.generators.gflownet.policy.Rollout`
     is used when it has one (a transformer's key/value cache: linear in the length);
     without, every prefix is evaluated from scratch. Both draw the same samples from one
-    seed (their logits differ only by floating-point rounding).
+    seed (their logits differ only by floating-point rounding). Rollouts from ``start``
+    evaluate whole prefixes (the cache fills as it decodes from the initial state).
     """
     n, device = len(condition), condition.device
-    state = env.initial(n, device)
+    state = env.initial(n, device) if start is None else start.to(device)
     states, actions = [state], []
     active = torch.ones(n, dtype=torch.bool, device=device)
-    rollout = policy.start_rollout(condition) if cache else None
+    rollout = policy.start_rollout(condition) if cache and start is None else None
     for _ in range(env.max_steps):
         rows = active.nonzero().squeeze(-1)
         current = state[rows]
@@ -137,6 +146,16 @@ def backward_trajectories(env: Environment, terminal: Tensor, rng: torch.Generat
     actions = torch.where(t[:-1] == depth[None, :], env.stop, actions)
     actions = torch.where(t[:-1] > depth[None, :], NO_ACTION, actions)
     return Trajectories(states, actions)
+
+
+@torch.no_grad()
+def ancestors(env: Environment, terminal: Tensor, steps: Tensor, rng: torch.Generator) -> Tensor:
+    """The state ``steps[i]`` actions before each terminal state (``n x state_size``; at most
+    its depth back, i.e. the initial state), along a backward trajectory with each parent
+    drawn uniformly (the prefix ``steps`` tokens shorter, in a tree)."""
+    trajectories = backward_trajectories(env, terminal, rng)
+    back = (env.depth(terminal) - steps.to(terminal.device)).clamp_min(0)
+    return trajectories.states[back, torch.arange(len(terminal), device=terminal.device)]
 
 
 def trajectory_log_probs(

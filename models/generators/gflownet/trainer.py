@@ -34,7 +34,7 @@ from paretolab.models.generators.gflownet.sampler import (
     trajectory_log_probs,
 )
 
-__all__ = ["GFlowNet", "GFlowNetSettings", "ObjectiveFn", "TrainingSignal"]
+__all__ = ["GFlowNet", "GFlowNetSettings", "ObjectiveFn", "TrainingSignal", "best_first"]
 
 ObjectiveFn = Callable[[Tensor], Tensor]
 """Terminal states ``n x state_size`` -> objective values ``n x m`` (maximized)."""
@@ -133,7 +133,7 @@ class GFlowNet:
         pins[pinned_ids] = True
         free = (~pins).nonzero().squeeze(-1)
         if len(free) > self.settings.replay_capacity:
-            best = free[_best_first(values[free])[: self.settings.replay_capacity]]
+            best = free[best_first(values[free])[: self.settings.replay_capacity]]
             keep = torch.cat([pins.nonzero().squeeze(-1), best]).sort().values
             states, values, pins = states[keep], values[keep], pins[keep]
         self.buffer_states, self.buffer_values, self.buffer_pinned = states, values, pins
@@ -261,11 +261,15 @@ class GFlowNet:
         return _run(lambda: self.offline_step(known, values, rng), steps, seconds)
 
     # -- sampling -----------------------------------------------------------------------
-    def sample_states(self, n: int, rng: torch.Generator, conditioning: Any = None) -> Tensor:
+    def sample_states(
+        self, n: int, rng: torch.Generator, conditioning: Any = None, start: Tensor | None = None
+    ) -> Tensor:
         """``n`` terminal states (no exploration), under ``conditioning`` when the signal
-        conditions the policy."""
+        conditions the policy; from the partial states ``start`` (``n x state_size``) when
+        given: in a tree, a trained policy then samples ``x`` in proportion to its reward
+        among the candidates below each start (``P_F(x | s) = R(x) / F(s)``)."""
         condition = self.signal.encode(conditioning, n, self.device)
-        return sample_trajectories(self.env, self.policy, condition, rng).terminal
+        return sample_trajectories(self.env, self.policy, condition, rng, start=start).terminal
 
     # -- persistence --------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -313,7 +317,7 @@ def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return unique, first, inverse
 
 
-def _best_first(values: Tensor) -> Tensor:
+def best_first(values: Tensor) -> Tensor:
     """Row indices of ``values`` ``n x m`` from best to worst: by Pareto rank, then by the
     sum of per-objective ranks (equal values, equal ranks). Rows with a NaN or ``-inf``
     (not members) come last."""

@@ -16,11 +16,13 @@ from paretolab.models.generators.gflownet import (
     MOGFNGenerator,
     MOGFNSettings,
     SequenceEnvironment,
+    ancestors,
     backward_trajectories,
     sample_trajectories,
     simplex_grid,
     thermometer,
 )
+from paretolab.models.generators.gflownet.trainer import best_first
 from paretolab.models.proxies.gp import fit_gp_proxy
 from paretolab.models.rewards import (
     MIN_SCALARIZED_REWARD,
@@ -199,3 +201,41 @@ def test_campaign_reward_is_normalized_by_the_measurements_even_when_one_is_cons
         gen.env.from_tokens(space.encode(data.candidates))
     )
     assert measured[:, 0].min() > 0.05  # the worst measured keeps a positive reward (margin)
+
+
+def test_ancestors_undo_the_last_actions_and_stop_at_the_initial_state():
+    env = SequenceEnvironment(SequenceSpace("ABC", 2, 6))
+    terminal = env.from_tokens(env.space.encode(["ABCABC", "AB", "CCCC"]))
+    back = ancestors(env, terminal, torch.tensor([2, 5, 1]), torch.Generator().manual_seed(0))
+    assert env.space.decode(back[[0]]) == ["ABCA"] and env.depth(back).tolist() == [4, 0, 3]
+    grid = HyperGridEnvironment(GridSpace(3, 6))
+    points = torch.tensor([[5, 2, 0], [1, 1, 1]])
+    back = ancestors(grid, points, torch.tensor([3, 1]), torch.Generator().manual_seed(0))
+    assert (back <= points).all() and grid.depth(back).tolist() == [4, 2]  # a parent on every step
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_local_samples_complete_the_best_measured_sequences(share):
+    """A pool's local share starts from the anchors (the best measured candidates) with
+    at most local_steps tokens undone; the rest is sampled from the empty sequence."""
+    space = SequenceSpace("ABCD", 10, 10)
+    rng = torch.Generator().manual_seed(0)
+    candidates = list(dict.fromkeys(space.sample(30, rng)))
+    X = space.featurize(candidates)
+    Y = torch.stack([X[:, 0::4].sum(-1), X[:, 1::4].sum(-1)], -1).double()  # counts of A and of B
+    data = Dataset(candidates, X, Y)
+    model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, rng=torch.Generator().manual_seed(0))
+    settings = MOGFNSettings(trajectories_per_step=16, hidden=16, layers=2, thermometer_bins=8)
+    gen = MOGFNGenerator(
+        space, 2, settings, steps_per_round=2, local_share=share, local_steps=3, local_anchors=4
+    )
+    gen.update(ProxyReward(model, space), data, torch.Generator().manual_seed(0))
+    anchors = space.decode(gen.env.to_tokens(gen.anchors))
+    best = [candidates[i] for i in best_first(Y)[:4].tolist()]
+    assert anchors == best
+    pool = gen.propose(200, torch.Generator().manual_seed(1))
+    near = [x for x in pool if any(x[:7] == a[:7] for a in anchors)]
+    assert len(pool) == 200 and gen.proposal_metrics["local_share"] == share
+    # every local sample keeps an anchor's first 7 letters; one from the empty sequence almost never does
+    assert share * 200 <= len(near) <= share * 200 + 5
+    assert gen.propose(200, torch.Generator().manual_seed(1)) == pool

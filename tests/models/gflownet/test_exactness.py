@@ -51,11 +51,14 @@ def sequence_objectives(states: Tensor) -> Tensor:
     return torch.stack([(a + 1) / (n + 2), (c + 1) / (n + 2)], -1)
 
 
-def _max_tv(model: MOGFN, objectives) -> list[float]:
+def _max_tv(model: MOGFN, objectives, start: Tensor | None = None) -> list[float]:
+    """Largest total variation over the preferences between the policy's terminal
+    distribution (from ``start`` when given) and the target reward's over the same states."""
     distances = []
     for w in PREFERENCES:
         conditioning = model.conditions.fixed(w[None], BETA).to(model.device)
-        states, p = terminal_distribution(model.env, model.policy, model.conditions.encode(conditioning))
+        condition = model.conditions.encode(conditioning)
+        states, p = terminal_distribution(model.env, model.policy, condition, start)
         n = len(states)
         every = Conditioning(conditioning.preferences.expand(n, -1), conditioning.beta.expand(n))
         target = torch.softmax(model.log_reward(objectives(states), every).double(), 0)
@@ -87,6 +90,13 @@ def test_trained_conditional_model_matches_target_exactly(env, objectives, steps
     trained = _max_tv(model, objectives)
     assert max(trained) < 0.05, trained
     assert max(untrained) > 0.1  # the check can fail: an untrained policy is far off
+    if env.is_tree:  # local sampling: from a prefix, P_F(x | s) = R(x) / F(s) below it
+        local = _max_tv(
+            model,
+            objectives,
+            start=env.step(env.initial(1, model.device), torch.tensor([2], device=model.device)),
+        )
+        assert max(local) < 0.05, local
 
 
 class TablePolicy(Policy):

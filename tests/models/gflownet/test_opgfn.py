@@ -195,10 +195,10 @@ def test_measured_states_stay_in_a_small_replay_buffer():
 
 
 def test_replay_keeps_members_first_and_ties_as_ties():
-    from paretolab.models.generators.gflownet.trainer import _best_first
+    from paretolab.models.generators.gflownet.trainer import best_first
 
     Y = torch.tensor([[1, 2], [2, 1], [-INF, 5], [float("nan"), 9], [0, 0], [1, 1], [1, 1], [0, 2]])
-    order = _best_first(Y).tolist()
+    order = best_first(Y).tolist()
     assert set(order[:2]) == {0, 1} and set(order[-2:]) == {2, 3}  # non-members last
     assert abs(order.index(5) - order.index(6)) == 1  # equal rows rank together
     assert order.index(4) == 5  # (0, 0): the last member
