@@ -182,7 +182,7 @@ def test_identity_hash_of_existing_campaigns_is_unchanged(name):
         ("weight_decay", 1e-4, 0.0),
         ("train_seconds", 5.0, None),
         ("warm_start_steps", 10, 50),
-        ("local_share", 1.0, 0.5),
+        ("local_share", 1.0, 0.0),
         ("local_steps", 4, 8),
         ("local_anchors", 8, 32),
     ],

@@ -13,6 +13,7 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.config import load_config
 from paretolab.flows.factories import build_setup
+from paretolab.flows.steps import round_rng
 from tests.helpers.configs import write_config
 
 MOGFN = {
@@ -24,6 +25,7 @@ MOGFN = {
     "layers": 2,
     "thermometer_bins": 8,
     "replay_fraction": 0.25,
+    "local_share": 0.5,  # half of each pool near the best measured points (a grid: a DAG)
 }
 
 
@@ -67,6 +69,14 @@ def test_mogfn_campaign_logs_training_curves_and_resumes_from_checkpoints(tmp_pa
     assert generator.propose(16, torch.Generator().manual_seed(5)) == twin.propose(
         16, torch.Generator().manual_seed(5)
     )
+    # with the round's random stream it proposes what it proposed in round 2, local samples included
+    with CampaignStore.open(straight, lock=False) as store:
+        proposals = store.read("proposals")
+    recorded = proposals[(proposals["round"] == 2) & (proposals["generator"] == "mogfn")][
+        "candidate"
+    ].tolist()
+    again = generator.propose(MOGFN["pool_size"], round_rng(setup.config.seed, 2, "propose-mogfn"))
+    assert again == recorded and generator.proposal_metrics["local_share"] == 0.5
     assert paretolab.load_generator(run_id, 1, tracking_uri=uri).trained_round == 1
     with pytest.raises(paretolab.SharedModelError, match="it has rounds 1, 2"):
         paretolab.load_generator(run_id, 7, tracking_uri=uri)

@@ -28,11 +28,12 @@ WARM_START_STEPS = 50
 per campaign, 0.5 s on a 32 x 32 grid, 2-5 s on molecules (512 seeds scored); measured
 gains and costs in README.md, "Generators"."""
 
-LOCAL_SHARE = 0.5
-"""Default share of a pool a GFlowNet samples near the best measured candidates. At
-campaign budgets an acquisition picks candidates the proxy knows, near what was measured;
-a GFlowNet that only samples from the initial state rarely supplies them (README.md,
-"Generators")."""
+LOCAL_SHARE = 0.0
+"""Default share of a pool a GFlowNet samples near the best measured candidates: none, so
+campaigns created before local samples resume exactly as they ran. At campaign budgets an
+acquisition picks candidates the proxy knows, near what was measured, and a GFlowNet that
+only samples from the initial state rarely supplies them: the shipped sequence and molecule
+campaigns set 1.0 (README.md, "Local samples")."""
 LOCAL_STEPS = 8
 """Default most actions undone before a local completion (tokens, on sequences)."""
 LOCAL_ANCHORS = 32

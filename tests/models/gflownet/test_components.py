@@ -238,4 +238,15 @@ def test_local_samples_complete_the_best_measured_sequences(share):
     assert len(pool) == 200 and gen.proposal_metrics["local_share"] == share
     # every local sample keeps an anchor's first 7 letters; one from the empty sequence almost never does
     assert share * 200 <= len(near) <= share * 200 + 5
+    if share:  # at least one letter is redrawn: local samples are not just the anchors again
+        assert sum(x in anchors for x in pool) < 0.5 * share * 200
     assert gen.propose(200, torch.Generator().manual_seed(1)) == pool
+
+    state = gen.state_dict()  # a checkpoint saved before local samples has no anchors
+    del state["anchors"]
+    gen.load_state_dict(state)
+    assert len(gen.anchors) == 0 and gen.propose(20, rng) and gen.proposal_metrics["local_share"] == 0.0
+    empty = Dataset([], X[:0], Y[:0])  # nothing measured yet: no anchors, every sample from the start
+    gen.update(ProxyReward(model, space), empty, torch.Generator().manual_seed(0))
+    assert len(gen.anchors) == 0 and len(gen.propose(20, rng)) == 20
+    assert gen.proposal_metrics["local_share"] == 0.0
