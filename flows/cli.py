@@ -215,8 +215,11 @@ def _run_with_progress(
 
         def on_sigint(signum: int, frame: Any) -> None:
             ctrl_c.append(signum)
-            if not verbose:  # MLflow's thread may fail on a transaction the interrupt cut
-                logging.getLogger("mlflow").setLevel(logging.CRITICAL)
+            if not verbose:  # MLflow's thread may fail on a transaction the interrupt cut (e.g.
+                # sqlite "database is locked"): a rerun publishes those rounds again, so the
+                # user sees the one line that says how to resume, not that noise
+                for name in ("mlflow", "paretolab.flows.tracking"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
             raise KeyboardInterrupt
 
         in_main = threading.current_thread() is threading.main_thread()
