@@ -113,13 +113,11 @@ class GFlowNetGenerator(Generator):
         return self.space.decode(self.env.to_tokens(states).cpu())
 
     def best_measured(self, dataset: Dataset) -> Tensor:
-        """Terminal states of the ``local_anchors`` best measured candidates with finite
-        values (Pareto rank, then the sum of per-objective ranks), best first."""
-        finite = torch.isfinite(dataset.Y).all(-1) if len(dataset) else torch.zeros(0, dtype=torch.bool)
-        rows = finite.nonzero().squeeze(-1)
-        if not len(rows):
+        """Terminal states of the ``local_anchors`` best measured candidates (Pareto rank,
+        then the sum of per-objective ranks), best first; a dataset holds only valid rows."""
+        if not len(dataset):
             return self.env.initial(0, self.model.device)
-        order = rows[best_first(dataset.Y[rows].double())[: self.local_anchors]]
+        order = best_first(dataset.Y.double())[: self.local_anchors]
         candidates = [dataset.candidates[i] for i in order.tolist()]
         return self.env.from_tokens(self.space.encode(candidates)).to(self.model.device)
 
