@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -46,6 +46,17 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.candidates)
+
+    def subset(self, rows: Tensor) -> Dataset:
+        """The measurements at ``rows`` (indices), failed candidates unchanged."""
+        index = rows.tolist()
+        return replace(
+            self,
+            candidates=[self.candidates[i] for i in index],
+            X=self.X[rows.to(self.X.device)],
+            Y=self.Y[rows.to(self.Y.device)],
+            Yvar=None if self.Yvar is None else self.Yvar[rows.to(self.Yvar.device)],
+        )
 
 
 _RECORD_COLUMNS = frozenset(TABLES["observations"])

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "best_first",
     "hypervolume",
     "pareto_mask",
     "pareto_rank",
@@ -53,3 +54,20 @@ def hypervolume(Y: Tensor, ref_point: Tensor) -> float:
     if len(above) == 0:
         return 0.0
     return float(moocore.hypervolume(above, ref=ref, maximise=True))
+
+
+def best_first(values: Tensor) -> Tensor:
+    """Row indices of ``values`` ``n x m`` (maximized) from best to worst: by Pareto rank,
+    then by the sum of per-objective ranks (equal values, equal ranks). Rows with a NaN or
+    ``-inf`` (not members of the space) come last."""
+    if len(values) == 0:
+        return torch.zeros(0, dtype=torch.long, device=values.device)
+    values = values.double()
+    values = values.masked_fill(values.isnan(), float("-inf"))
+    member = (values > float("-inf")).all(-1)
+    bounded = values.clamp(torch.finfo(torch.float64).min, torch.finfo(torch.float64).max)
+    front = pareto_rank(bounded.cpu()).to(values.device)
+    front = torch.where(member, front, front.max() + 1)
+    columns = values.T.contiguous()
+    ranks = torch.searchsorted(columns.sort(-1).values, columns, side="left").T.sum(-1)  # higher: better
+    return torch.argsort(front * (ranks.max() + 1) - ranks, stable=True)

@@ -321,8 +321,9 @@ class CampaignConfig(Strict):
         # the unset one of oracle name/target is left out, so adding `target` kept old hashes
         data["oracle"] = {k: v for k, v in data["oracle"].items() if v is not None}
         data["generators"] = [_identity_of_generator(g) for g in data["generators"]]
-        if data["proxy"].get("feasibility") == "auto":  # added in 0.2: at its default, old hashes hold
-            del data["proxy"]["feasibility"]
+        for name in ("feasibility", "max_points"):  # added later: at their defaults, old hashes hold
+            if data["proxy"].get(name) == "auto":
+                del data["proxy"][name]
         return data
 
     def identity_hash(self) -> str:

@@ -50,7 +50,7 @@ from paretolab.models.feasibility import fit_feasibility as fit_feasibility_mode
 from paretolab.models.generators.base import Generator
 from paretolab.models.pool_scoring import ScoreChunks, score_here
 from paretolab.models.predictions import prediction_table
-from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
+from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy, fitted_rows, training_inputs
 from paretolab.models.rewards import ProxyReward, failure_floor
 from paretolab.models.selection import SampledHVISelector
 from paretolab.oracles.base import OracleError, OracleResult
@@ -135,6 +135,7 @@ def fit_proxy(setup: CampaignSetup, dataset: Dataset, round_: int) -> tuple[Mode
         kernel=setup.proxy_kernel,
         vocab_size=setup.space.vocab_size,
         Yvar=dataset.Yvar,
+        max_points=setup.config.proxy.max_points_for(setup.proxy_kernel),
     )
     crash_point("step.fit_proxy")
     return fitted
@@ -157,6 +158,7 @@ def fit_feasibility(
         vocab_size=setup.space.vocab_size,
         rng=round_rng(setup.config.seed, round_, "feasibility"),
         holdout_fraction=setup.config.proxy.holdout_fraction,
+        max_points=setup.config.proxy.max_points_for(setup.proxy_kernel),
     )
 
 
@@ -190,7 +192,7 @@ def build_acquisition(
         with exact_gp():  # pruning the baseline evaluates the posterior
             acqf = build_qlognehvi(
                 model,
-                dataset.X,
+                training_inputs(model),  # all measured candidates, or the proxy's bounded subset
                 ref_point.to(dataset.X),
                 mc_samples=acquisition.mc_samples,
                 seed=seed,
@@ -210,6 +212,9 @@ def proxy_checkpoint(setup: CampaignSetup, dataset: Dataset, model: Model) -> by
     and their values in max space; their features are recomputed from the space, so a
     checkpoint stays small) and how to build it again
     (:func:`paretolab.models.proxies.gp.build_gp`), as bytes for the store."""
+    rows = fitted_rows(model)  # past proxy.max_points: the subset it was fitted on
+    if rows is not None:
+        dataset = dataset.subset(rows)
     return _state_to_bytes(
         {
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -155,11 +155,13 @@ def fit_feasibility(
     vocab_size: int | None,
     rng: torch.Generator,
     holdout_fraction: float = 0.0,
+    max_points: int | None = None,
 ) -> tuple[Feasibility | None, dict[str, float]]:
     """The feasibility model of measured ``n x d`` and failed ``f x d`` candidates, or
     ``None`` when nothing failed (nothing to learn) or nothing was measured: the word model
     where the space has ``words`` (:func:`words_of`), else a latent GP with the proxy's
-    ``kernel``."""
+    ``kernel``, past ``max_points`` candidates on a subset that keeps failed ones first
+    (up to half of it; they are the rarer label)."""
     metrics = {"n_failed": float(len(X_failed))}
     if len(X_failed) == 0 or len(X_measured) == 0:
         return None, metrics
@@ -170,9 +172,17 @@ def fit_feasibility(
     X = torch.cat([X_measured, X_failed])
     labels = torch.cat([torch.ones(len(X_measured)), -torch.ones(len(X_failed))]).to(X)[:, None]
     gp, quality = fit_gp_proxy(
-        X, labels, holdout_fraction=holdout_fraction, rng=rng, kernel=kernel, vocab_size=vocab_size
+        X,
+        labels,
+        holdout_fraction=holdout_fraction,
+        rng=rng,
+        kernel=kernel,
+        vocab_size=vocab_size,
+        max_points=max_points,
+        importance=-labels[:, 0],  # failed first
     )
-    return LatentFeasibility(gp), metrics | {k: v for k, v in quality.items() if k != "n_train"}
+    quality = {k: v for k, v in quality.items() if k not in ("n_train", "n_fitted")}
+    return LatentFeasibility(gp), metrics | quality
 
 
 class FeasibilityWeighted(AcquisitionFunction):

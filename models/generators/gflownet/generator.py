@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import best_first
 from paretolab.data.spaces import SearchSpace
 from paretolab.models.generators.base import Generator
 from paretolab.models.generators.gflownet.config import (
@@ -25,12 +26,7 @@ from paretolab.models.generators.gflownet.config import (
 )
 from paretolab.models.generators.gflownet.envs import Environment, environment_for
 from paretolab.models.generators.gflownet.sampler import ancestors
-from paretolab.models.generators.gflownet.trainer import (
-    GFlowNet,
-    GFlowNetSettings,
-    ObjectiveFn,
-    best_first,
-)
+from paretolab.models.generators.gflownet.trainer import GFlowNet, GFlowNetSettings, ObjectiveFn
 from paretolab.models.rewards import ProxyReward
 
 __all__ = ["WARM_START_SEEDS", "GFlowNetGenerator"]

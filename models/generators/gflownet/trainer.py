@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from paretolab.data.pareto import pareto_rank
+from paretolab.data.pareto import best_first
 from paretolab.models.generators.gflownet.config import GFlowNetSettings
 from paretolab.models.generators.gflownet.envs import Environment
-from paretolab.models.generators.gflownet.losses import Loss, TrajectoryScores, ordered_values
+from paretolab.models.generators.gflownet.losses import Loss, TrajectoryScores
 from paretolab.models.generators.gflownet.policy import (
     CausalTransformerPolicy,
     LogPartition,
@@ -34,7 +34,7 @@ from paretolab.models.generators.gflownet.sampler import (
     trajectory_log_probs,
 )
 
-__all__ = ["GFlowNet", "GFlowNetSettings", "ObjectiveFn", "TrainingSignal", "best_first"]
+__all__ = ["GFlowNet", "GFlowNetSettings", "ObjectiveFn", "TrainingSignal"]
 
 ObjectiveFn = Callable[[Tensor], Tensor]
 """Terminal states ``n x state_size`` -> objective values ``n x m`` (maximized)."""
@@ -315,18 +315,3 @@ def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     first = torch.full((len(unique),), len(states), device=states.device, dtype=torch.long)
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")
     return unique, first, inverse
-
-
-def best_first(values: Tensor) -> Tensor:
-    """Row indices of ``values`` ``n x m`` from best to worst: by Pareto rank, then by the
-    sum of per-objective ranks (equal values, equal ranks). Rows with a NaN or ``-inf``
-    (not members) come last."""
-    if len(values) == 0:
-        return torch.zeros(0, dtype=torch.long, device=values.device)
-    values, member = ordered_values(values)
-    bounded = values.clamp(torch.finfo(torch.float64).min, torch.finfo(torch.float64).max)
-    front = pareto_rank(bounded.cpu()).to(values.device)
-    front = torch.where(member, front, front.max() + 1)
-    columns = values.T.contiguous()
-    ranks = torch.searchsorted(columns.sort(-1).values, columns, side="left").T.sum(-1)  # higher: better
-    return torch.argsort(front * (ranks.max() + 1) - ranks, stable=True)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import best_first
 from paretolab.data.spaces import PAD, GridSpace, SequenceSpace
 from paretolab.models.generators.gflownet import (
     MOGFN,
@@ -22,7 +23,6 @@ from paretolab.models.generators.gflownet import (
     simplex_grid,
     thermometer,
 )
-from paretolab.models.generators.gflownet.trainer import best_first
 from paretolab.models.proxies.gp import fit_gp_proxy
 from paretolab.models.rewards import (
     MIN_SCALARIZED_REWARD,

@@ -195,7 +195,7 @@ def test_measured_states_stay_in_a_small_replay_buffer():
 
 
 def test_replay_keeps_members_first_and_ties_as_ties():
-    from paretolab.models.generators.gflownet.trainer import best_first
+    from paretolab.data.pareto import best_first
 
     Y = torch.tensor([[1, 2], [2, 1], [-INF, 5], [float("nan"), 9], [0, 0], [1, 1], [1, 1], [0, 2]])
     order = best_first(Y).tolist()
