@@ -73,7 +73,7 @@ class ProxyConfig(Strict):
         description=(
             "past this many measured candidates the GP is fitted on a subset of this size: the "
             "best half by Pareto rank and a uniform sample of the rest (models/proxies/subset.py); "
-            "auto: 1,000 for the rbf kernel, 2,000 for minmax and kmer (AUTO_MAX_POINTS)"
+            "auto: 500 for the rbf kernel, 2,000 for minmax and kmer (AUTO_MAX_POINTS)"
         ),
     )
     feasibility: Literal["auto", "off"] = Field(
@@ -107,7 +107,7 @@ KernelName = Literal["rbf", "minmax", "kmer"]
 KMER_LENGTH = 3
 """Longest word the ``kmer`` kernel counts (chosen by ``benchmarks/sequence_proxy.py``)."""
 
-AUTO_MAX_POINTS: dict[str, int] = {"rbf": 1_000, "minmax": 2_000, "kmer": 2_000}
+AUTO_MAX_POINTS: dict[str, int] = {"rbf": 500, "minmax": 2_000, "kmer": 2_000}
 """``proxy.max_points: auto`` by kernel: the most points fitted at once. Measured on one
 thread (``benchmarks/proxy_scale.py``): the RBF fit (L-BFGS over Cholesky solves) took 24 s
 at 1,000 points with its held-out fit and 145 s at 2,000; the MinMax/k-mer fit (one

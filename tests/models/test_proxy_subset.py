@@ -89,7 +89,7 @@ def test_the_latent_feasibility_model_keeps_failed_candidates_first():
 
 
 def test_max_points_defaults_by_kernel_and_rejects_nonsense():
-    assert ProxyConfig().max_points_for("rbf") == AUTO_MAX_POINTS["rbf"] == 1000
+    assert ProxyConfig().max_points_for("rbf") == AUTO_MAX_POINTS["rbf"] == 500
     assert ProxyConfig().max_points_for("kmer") == 2000
     assert ProxyConfig(max_points=64).max_points_for("minmax") == 64
     with pytest.raises(ValueError, match="at least 2"):
