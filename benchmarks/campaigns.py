@@ -18,7 +18,9 @@ fields replaced). Prints one Markdown row per variant: mean ± standard error ov
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import resource
 import statistics
 import tempfile
 import time
@@ -56,7 +58,10 @@ def run(config_path: Path, overrides: dict[str, Any], seed: int, folder: Path) -
     import paretolab as pl
 
     data = yaml.safe_load(config_path.read_text()) | overrides | {"seed": seed}
-    setup = build_setup(load_config(config_path))  # the task's space and oracle, as shipped
+    task = {k: data[k] for k in ("space", "oracle") if k in overrides}  # a changed space or oracle
+    merged = folder / "task.yaml"
+    merged.write_text(yaml.safe_dump(yaml.safe_load(config_path.read_text()) | task))
+    setup = build_setup(load_config(merged if task else config_path))  # the task's space and oracle
     oracle, names = setup.oracle, [o.name for o in setup.objectives]
     ref = data.get("ref_point") or list(oracle.ref_point)
     campaign = pl.Campaign.create(
@@ -77,6 +82,7 @@ def run(config_path: Path, overrides: dict[str, Any], seed: int, folder: Path) -
     picks: dict[str, int] = {}
     failed = asked = 0
     round_seconds = []
+    history = [(len(campaign.measurements()), campaign.hypervolume())]
     for _ in range(data["rounds"]):
         start = time.perf_counter()
         batch = campaign.ask()
@@ -88,10 +94,16 @@ def run(config_path: Path, overrides: dict[str, Any], seed: int, folder: Path) -
         asked += len(told)
         for generator, count in batch["generator"].value_counts().items():
             picks[generator] = picks.get(generator, 0) + int(count)
+        history.append((len(campaign.measurements()), campaign.hypervolume()))
     row = {
         "hypervolume": campaign.hypervolume(),
         "failed_share": failed / max(asked, 1),
         "ask_s": statistics.mean(round_seconds),
+    }
+    row |= {
+        "history": history,  # (candidates measured, hypervolume) after the initial design and each round
+        "round_s": round_seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process so far
     }
     return row | {f"picks/{g}": n / max(asked, 1) for g, n in picks.items()}
 
@@ -104,6 +116,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--rounds", type=int, default=None, help="rounds after the initial design")
+    parser.add_argument(
+        "--task", default=None, help="task name in --out records (default: the config's stem)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="append one JSON record per run here")
     args = parser.parse_args()
     configure_environment()
     logging.disable(logging.WARNING)
@@ -119,6 +135,10 @@ def main() -> None:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as folder:
                 rows.append(run(args.config, overrides, seed, Path(folder)))
+            if args.out is not None:
+                record = {"task": args.task or args.config.stem, "method": label, "seed": seed} | rows[-1]
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
 
         def stat(key: str, rows: list[dict[str, float]] = rows) -> str:
             values = [r.get(key, 0.0) for r in rows]

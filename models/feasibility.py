@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
-from botorch.sampling import SobolQMCNormalSampler
+from botorch.sampling.get_sampler import get_sampler
 from torch import Tensor
 
 from paretolab.data.spaces import MoleculeSpace, SearchSpace, SequenceSpace
@@ -73,9 +73,10 @@ class LatentFeasibility(Feasibility):
         return torch.distributions.Normal(0.0, 1.0).cdf(mean / std)
 
     def sample(self, X: Tensor, n_samples: int, seed: int) -> Tensor:
-        sampler = SobolQMCNormalSampler(sample_shape=torch.Size([n_samples]), seed=seed)
         with torch.no_grad(), exact_gp():
-            return sampler(self.model.posterior(X))[..., 0] > 0
+            posterior = self.model.posterior(X)
+            sampler = get_sampler(posterior, torch.Size([n_samples]), seed=seed)  # Sobol, i.i.d. past it
+            return sampler(posterior)[..., 0] > 0
 
 
 class WordFeasibility(Feasibility):

@@ -13,6 +13,7 @@ import torch
 from botorch.sampling import SobolQMCNormalSampler
 
 from paretolab.models.acquisition import build_qlognehvi, select_batch
+from paretolab.models.pool_scoring import score_here
 from paretolab.models.proxies.gp import exact_gp, fit_gp_proxy
 from paretolab.models.selection import (
     SampledHVISelector,
@@ -130,3 +131,30 @@ def test_the_same_seed_gives_the_same_batch_and_a_batch_is_distinct():
         [],
         [],
     )
+
+
+def test_a_pool_larger_than_joint_pool_is_screened_to_its_best_and_batches_as_well():
+    """Past ``joint_pool`` candidates the pool is screened by each one's improvement alone;
+    the screened batch is as good as the batch over the whole pool, judged by exact HV."""
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(60, 3, generator=g, dtype=torch.double)
+
+    def f(X):
+        return torch.stack([X.sum(-1) - 2 * X[:, 0] ** 2, 1 - (X[:, 1] - X[:, 2]) ** 2 - X[:, 0]], -1)
+
+    model, _ = fit_gp_proxy(X, f(X), holdout_fraction=0.0, rng=g)
+    pool = torch.rand(600, 3, generator=g, dtype=torch.double)
+    ref = torch.tensor([-1.0, -1.5], dtype=torch.double)
+    front = f(X)
+    whole = SampledHVISelector(model, front, ref, n_samples=64, seed=3, joint_pool=10_000)
+    screened = SampledHVISelector(model, front, ref, n_samples=64, seed=3, joint_pool=80)
+    kept = screened._screen(pool, None, score_here)
+    assert len(kept) == 80 and len(set(kept.tolist())) == 80
+    picks_whole, _ = whole.select(pool, 4)
+    picks, values = screened.select(pool, 4)
+    assert len(set(picks)) == 4 and set(picks) <= set(kept.tolist())
+    assert picks_whole[0] in kept.tolist()  # the best single candidate survives screening
+    assert values == sorted(values, reverse=True)
+    truth = [_expected_hv(model, pool[p], front, ref) for p in (picks, picks_whole)]
+    assert truth[0] == pytest.approx(truth[1], rel=0.02)
+    assert screened.select(pool, 4) == (picks, values)  # deterministic
