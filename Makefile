@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install demo demo-molecules test test-fast lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules check-poli clean
+.PHONY: install demo demo-molecules test test-fast lint benchmark benchmark-gfn benchmark-mogfn benchmark-opgfn benchmark-molecules benchmark-suite benchmark-peers-env benchmark-scale check-poli clean
 
 install: $(VENV)/.installed
 
@@ -79,6 +79,31 @@ benchmark-mogfn: install
 benchmark-opgfn: install
 	$(BIN)/python benchmarks/opgfn_paper.py --steps 1000 --seeds 0 1 2 --jobs 2
 
+# the quality suite: shipped tasks x our generators x peers (BoTorch qLogNEHVI over a
+# mutation pool; pymoo NSGA-II on grids), then plots and tables (hours on 2 cores;
+# benchmarks/README.md "Quality suite")
+benchmark-suite: install benchmark-peers-env
+	$(BIN)/python benchmarks/suite.py
+	$(BIN)/python benchmarks/report.py benchmarks/results/quality.jsonl
+
+# pymoo for the NSGA-II peer in its own environment (never a project dependency); it sees
+# the project's packages through a .pth file, with the same numpy/scipy versions pinned
+benchmark-peers-env: benchmarks/.venv-peers/.installed
+
+benchmarks/.venv-peers/.installed: $(VENV)/.installed
+	test -x benchmarks/.venv-peers/bin/python || $(PYTHON) -m venv benchmarks/.venv-peers
+	$(BIN)/python -m pip freeze --exclude-editable > benchmarks/.venv-peers/constraints.txt
+	benchmarks/.venv-peers/bin/python -m pip install --quiet -c benchmarks/.venv-peers/constraints.txt pymoo==0.6.2
+	echo "import site; site.addsitedir('$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")')" \
+	  > "$$(benchmarks/.venv-peers/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/paretolab-main-venv.pth"
+	touch $@
+
+# a round's cost at 1k/10k/100k measured candidates and pools of 1k/10k, the bounded
+# proxy's held-out quality, the store at 1M rows and hypervolume tracking vs moocore
+benchmark-scale: install
+	$(BIN)/python benchmarks/round_scale.py
+	$(BIN)/python benchmarks/store_and_hypervolume_scale.py
+
 # poli black boxes through PoliOracle, from a separate numpy<2 environment (about 1 min)
 check-poli: install
 	test -x benchmarks/.venv-poli/bin/python || $(PYTHON) -m venv benchmarks/.venv-poli
@@ -86,4 +111,4 @@ check-poli: install
 	$(BIN)/python scripts/check_poli.py --python benchmarks/.venv-poli/bin/python
 
 clean:
-	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn benchmarks/.venv-poli
+	rm -rf $(VENV) .prefect runs benchmarks/.venv-torchgfn benchmarks/.venv-poli benchmarks/.venv-peers
