@@ -321,17 +321,20 @@ class CampaignConfig(Strict):
         # the unset one of oracle name/target is left out, so adding `target` kept old hashes
         data["oracle"] = {k: v for k, v in data["oracle"].items() if v is not None}
         data["generators"] = [_identity_of_generator(g) for g in data["generators"]]
-        for name in ("feasibility", "max_points"):  # added later: at their defaults, old hashes hold
-            if data["proxy"].get(name) == "auto":
-                del data["proxy"][name]
+        if data["proxy"].get("feasibility") == "auto":  # added in 0.2: at its default, old hashes hold
+            del data["proxy"]["feasibility"]
+        # how much of the data the proxy is fitted on is a cost setting, like `runtime`: a
+        # campaign that outgrows exact GPs can resume with a larger or smaller bound
+        data["proxy"].pop("max_points", None)
         return data
 
     def identity_hash(self) -> str:
         """Hash of everything that decides what the campaign measures.
 
-        ``rounds``, ``budget``, ``oracle_retries``, ``lab``, ``runtime`` and ``tracking`` are
-        left out so that a campaign can be extended, nursed through a flaky oracle or a slow
-        lab, or moved to another machine and still resume.
+        ``rounds``, ``budget``, ``oracle_retries``, ``lab``, ``runtime``, ``tracking`` and
+        ``proxy.max_points`` are left out so that a campaign can be extended, nursed through
+        a flaky oracle or a slow lab, moved to another machine, or fitted on more or less of
+        its data, and still resume.
         """
         data = self.identity_data()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
