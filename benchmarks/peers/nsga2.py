@@ -1,14 +1,18 @@
-"""Peer: pymoo's NSGA-II on a shipped grid task, with the campaign's initial design and
-oracle budget. Runs in ``benchmarks/.venv-peers`` (pymoo is never a project dependency;
+"""Peer: pymoo's NSGA-II on a shipped task, with the campaign's initial design and oracle
+budget. Runs in ``benchmarks/.venv-peers`` (pymoo is never a project dependency;
 ``make benchmark-peers`` creates that environment, which sees the project's own packages
 through a ``.pth`` file, so the task's space, oracle and hypervolume are paretolab's).
 
-NSGA-II (Deb et al. 2002) as pymoo recommends it for integer variables: the grid point's
-level indices as integers, simulated binary crossover and polynomial mutation with rounding
-repair, duplicates eliminated. The first population is the campaign's initial design (the
-same candidates ``benchmarks/campaigns.py`` tells first for the same seed), each
-generation has ``batch_size`` offspring, and the run stops after ``initial_design + rounds x
-batch_size`` oracle calls, so the history lines up with a campaign's rounds.
+NSGA-II (Deb et al. 2002) on the candidate's tokens as integer genes (plus its length where
+lengths vary). Grid levels are ordered: pymoo's recipe for integer variables (simulated
+binary crossover and polynomial mutation with rounding repair). Letters and SELFIES symbols
+are categories: uniform crossover and random resetting (1 / length per token, at least
+one). Duplicates are eliminated; a candidate measured before is not measured again, and a
+gene row that is no member of the space (or failed) scores the reference point without a
+call. The first population is the campaign's initial design (the same candidates
+``benchmarks/campaigns.py`` tells first for the same seed), each generation has
+``batch_size`` offspring, and the run stops after ``initial_design + rounds x batch_size``
+oracle calls; the history is read at each round's number of calls.
 
     benchmarks/.venv-peers/bin/python benchmarks/peers/nsga2.py campaigns/branin_currin.yaml \\
         --seeds 0 1 2 --out benchmarks/results/quality.jsonl
@@ -25,79 +29,142 @@ from pathlib import Path
 import numpy as np
 import torch
 from pymoo.algorithms.moo.nsga2 import NSGA2
-from pymoo.core.callback import Callback
+from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.crossover.ux import UX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
-from pymoo.optimize import minimize
 
 from paretolab.data.objectives import to_max_space
 from paretolab.data.pareto import hypervolume
-from paretolab.data.spaces import GridSpace
+from paretolab.data.spaces import PAD, GridSpace
 from paretolab.flows.config import load_config
 from paretolab.flows.factories import build_setup
 from paretolab.flows.steps import round_rng
 
 
-class GridTask(Problem):
-    """A shipped grid task for pymoo: level indices in, minimized objective values out;
-    every evaluated point is kept (maximization space) for the hypervolume history."""
+class Task(Problem):
+    """A shipped task for pymoo. Genes: the candidate's ``max_length`` token ids (grid
+    levels, letters, SELFIES symbols), then its length where lengths vary; objectives
+    minimized. Evaluation goes through :meth:`measure`, which counts oracle calls."""
 
-    def __init__(self, setup) -> None:
-        space: GridSpace = setup.space
-        super().__init__(n_var=space.dims, n_obj=len(setup.objectives), xl=0, xu=space.levels - 1, vtype=int)
-        self.setup = setup
-        self.measured: list[np.ndarray] = []
+    def __init__(self, setup, budget: int, ref: torch.Tensor) -> None:
+        space = setup.space
+        self.varies = space.min_length < space.max_length
+        xu = [space.vocab_size - 1] * space.max_length + ([space.max_length] if self.varies else [])
+        xl = [0] * space.max_length + ([space.min_length] if self.varies else [])
+        super().__init__(
+            n_var=len(xu), n_obj=len(setup.objectives), xl=np.array(xl), xu=np.array(xu), vtype=int
+        )
+        self.setup, self.budget, self.ref = setup, budget, ref
+        self.values: dict[str, np.ndarray | None] = {}  # measured candidates (None: failed)
+        self.history: list[tuple[int, float]] = []
 
-    def _evaluate(self, x: np.ndarray, out: dict, *args, **kwargs) -> None:
-        candidates = [",".join(str(int(v)) for v in row) for row in np.rint(x).astype(int)]
-        raw = self.setup.oracle(candidates).values.double()
-        values = to_max_space(raw, self.setup.objectives).numpy()
-        self.measured.append(values)
-        out["F"] = -values
+    def genes(self, candidates: list[str]) -> np.ndarray:
+        tokens = self.setup.space.encode(candidates).numpy()
+        lengths = (tokens != PAD).sum(1, keepdims=True)
+        tokens = np.where(tokens == PAD, 0, tokens)
+        return np.hstack([tokens, lengths]) if self.varies else tokens
+
+    def candidate(self, genes: np.ndarray) -> str | None:
+        """The canonical candidate of a gene row, or None if it is not a member of the space."""
+        space = self.setup.space
+        tokens = torch.as_tensor(np.rint(genes[: space.max_length]).astype(int))
+        if self.varies:
+            tokens[int(np.rint(genes[-1])) :] = PAD
+        decoded = space.decode(tokens[None])[0]
+        return None if decoded is None else space.check(decoded).canonical
+
+    def measure(self, X: np.ndarray) -> np.ndarray:
+        """Minimized objective values of gene rows; new members of the space are measured
+        (within the budget), a non-member or a failed measurement scores the reference point."""
+        candidates = [self.candidate(row) for row in X]
+        new = [c for c in dict.fromkeys(c for c in candidates if c is not None) if c not in self.values]
+        new = new[: self.budget - len(self.values)]
+        if new:
+            result = self.setup.oracle(new)
+            values = to_max_space(result.values.double(), self.setup.objectives).numpy()
+            for c, v, ok in zip(new, values, result.valid.tolist(), strict=True):
+                self.values[c] = v if ok else None
+        worst = self.ref.numpy()
+        rows = [self.values.get(c) if c is not None else None for c in candidates]
+        measured = [v for v in self.values.values() if v is not None]
+        Y = torch.from_numpy(np.array(measured)) if measured else torch.zeros(0, len(worst))
+        self.history.append((len(self.values), hypervolume(Y, self.ref)))
+        return -np.array([worst if v is None else v for v in rows])
 
 
-class History(Callback):
-    def __init__(self, problem: GridTask, ref: torch.Tensor) -> None:
+class RandomReset(Mutation):
+    """Each categorical gene (a token) redrawn with probability ``1 / length``, at least one
+    per child; the length gene moves by one."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
         super().__init__()
-        self.problem, self.ref, self.points = problem, ref, []
+        self.rng = rng
 
-    def notify(self, algorithm) -> None:
-        Y = torch.from_numpy(np.concatenate(self.problem.measured))
-        self.points.append((len(Y), hypervolume(Y, self.ref)))
+    def _do(self, problem, X, **kwargs):
+        X = np.rint(X).astype(int)
+        n_tokens = problem.setup.space.max_length
+        rate = 1.0 / n_tokens
+        for row in X:
+            hit = np.flatnonzero(self.rng.random(n_tokens) < rate)
+            hit = hit if len(hit) else [self.rng.integers(n_tokens)]
+            for i in hit:
+                row[i] = self.rng.integers(problem.setup.space.vocab_size)
+            if problem.varies and self.rng.random() < rate:
+                row[-1] = np.clip(row[-1] + self.rng.choice([-1, 1]), problem.xl[-1], problem.xu[-1])
+        return X
 
 
 def run(config_path: Path, seed: int) -> dict:
     config = load_config(config_path)
     setup = build_setup(config)
-    if not isinstance(setup.space, GridSpace):
-        raise SystemExit(f"{config_path}: nsga2.py runs grid tasks (integer variables)")
     rng = round_rng(seed, 0, "initial-design")  # the initial design benchmarks/campaigns.py tells
     initial = setup.oracle.seed_candidates(config.initial_design, rng)
-    initial = initial if initial is not None else setup.space.sample(config.initial_design, rng)
-    X0 = np.array([[int(v) for v in c.split(",")] for c in dict.fromkeys(initial)])
-    problem = GridTask(setup)
+    initial = list(
+        dict.fromkeys(initial if initial is not None else setup.space.sample(config.initial_design, rng))
+    )
     raw_ref = config.ref_point if config.ref_point is not None else setup.oracle.ref_point
     ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double)[None], setup.objectives)[0]
-    history = History(problem, ref)
+    budget = len(initial) + config.rounds * config.batch_size
+    problem = Task(setup, budget, ref)
+    if isinstance(setup.space, GridSpace):  # ordered levels: pymoo's integer recipe
+        crossover = SBX(prob=1.0, eta=15, vtype=float, repair=RoundingRepair())
+        mutation = PM(eta=20, vtype=float, repair=RoundingRepair())
+    else:  # categorical tokens: uniform crossover, random resetting
+        crossover, mutation = UX(), RandomReset(np.random.default_rng(seed))
     algorithm = NSGA2(
-        pop_size=len(X0),
+        pop_size=len(initial),
         n_offsprings=config.batch_size,
-        sampling=X0,
-        crossover=SBX(prob=1.0, eta=15, vtype=float, repair=RoundingRepair()),
-        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        sampling=problem.genes(initial),
+        crossover=crossover,
+        mutation=mutation,
         eliminate_duplicates=True,
     )
-    budget = len(X0) + config.rounds * config.batch_size
-    start = time.perf_counter()
-    minimize(problem, algorithm, ("n_eval", budget), seed=seed, callback=history, verbose=False)
+    algorithm.setup(problem, seed=seed, verbose=False)
+    start, generations = time.perf_counter(), 0
+    while len(problem.values) < budget and generations < 50 * config.rounds:
+        population = algorithm.ask()
+        population.set("F", problem.measure(population.get("X")))
+        algorithm.tell(infills=population)
+        generations += 1
     seconds = time.perf_counter() - start
+    # one history point per oracle budget step of a round (initial design, then each batch)
+    marks = [len(initial) + r * config.batch_size for r in range(config.rounds + 1)]
+    history = [
+        next((c, hv) for c, hv in problem.history if c >= mark)
+        for mark in marks
+        if any(c >= mark for c, _ in problem.history)
+    ]
+    failed = sum(v is None for v in problem.values.values()) / max(len(problem.values), 1)
     return {
-        "hypervolume": history.points[-1][1],
-        "history": history.points,
-        "round_s": [seconds / max(len(history.points) - 1, 1)] * (len(history.points) - 1),
-        "ask_s": seconds / max(len(history.points) - 1, 1),
+        "hypervolume": problem.history[-1][1],
+        "history": history,
+        "round_s": [seconds / config.rounds] * config.rounds,
+        "ask_s": seconds / config.rounds,
+        "failed_share": failed,
+        "generations": generations,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
