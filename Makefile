@@ -80,20 +80,21 @@ benchmark-opgfn: install
 	$(BIN)/python benchmarks/opgfn_paper.py --steps 1000 --seeds 0 1 2 --jobs 2
 
 # the quality suite: shipped tasks x our generators x peers (BoTorch qLogNEHVI over a
-# mutation pool; pymoo NSGA-II on grids), then plots and tables (hours on 2 cores;
+# mutation pool; pymoo NSGA-II; Ax on grids), then plots and tables (hours on 2 cores;
 # benchmarks/README.md "Quality suite")
 benchmark-suite: install benchmark-peers-env
 	$(BIN)/python benchmarks/suite.py
 	$(BIN)/python benchmarks/report.py benchmarks/results/quality.jsonl
 
-# pymoo for the NSGA-II peer in its own environment (never a project dependency); it sees
-# the project's packages through a .pth file, with the same numpy/scipy versions pinned
+# pymoo (NSGA-II) and Ax for the peers, in their own environment (never project
+# dependencies); it sees the project's packages through a .pth file, with the same
+# numpy/scipy/torch/BoTorch versions pinned
 benchmark-peers-env: benchmarks/.venv-peers/.installed
 
 benchmarks/.venv-peers/.installed: $(VENV)/.installed
 	test -x benchmarks/.venv-peers/bin/python || $(PYTHON) -m venv benchmarks/.venv-peers
 	$(BIN)/python -m pip freeze --exclude-editable > benchmarks/.venv-peers/constraints.txt
-	benchmarks/.venv-peers/bin/python -m pip install --quiet -c benchmarks/.venv-peers/constraints.txt pymoo==0.6.2
+	benchmarks/.venv-peers/bin/python -m pip install --quiet -c benchmarks/.venv-peers/constraints.txt pymoo==0.6.2 ax-platform==1.3.1
 	echo "import site; site.addsitedir('$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")')" \
 	  > "$$(benchmarks/.venv-peers/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/paretolab-main-venv.pth"
 	touch $@

@@ -9,7 +9,8 @@ Every run starts from the task's initial design (the same candidates for a seed)
 the shipped config's oracle budget. Ours run through ``benchmarks/campaigns.py`` (the Python
 API: the same steps as ``paretolab run``), each method a variant of the shipped config;
 peers run from ``benchmarks/peers/``: BoTorch's qLogNEHVI over a mutation pool (the main
-environment has BoTorch) and pymoo's NSGA-II (``benchmarks/.venv-peers``,
+environment has BoTorch), pymoo's NSGA-II and, on the grid tasks, Ax's loop
+(``benchmarks/.venv-peers``,
 created by ``make benchmark-peers-env``; skipped with a note when it is missing). Records
 go to ``--out`` (JSON lines, one per task, method and seed, with the hypervolume after
 every round); ``benchmarks/report.py`` turns them into the plots and tables of
@@ -42,6 +43,8 @@ class Task:
     ours: dict[str, dict]
     """Method label -> top-level overrides of the shipped config ({} = as shipped)."""
     nsga2: bool = True
+    ax: bool = False
+    """Ax's loop (grid tasks: a few integer parameters)."""
     overrides: dict | None = None
     """Overrides every method of the task gets (the continuous anchor's grid and budget)."""
 
@@ -87,8 +90,8 @@ def _sequence_methods(pool: int) -> dict[str, dict]:
 
 
 TASKS: dict[str, Task] = {
-    "branin_currin": Task("campaigns/branin_currin.yaml", 5, _grid_methods()),
-    "dtlz2": Task("campaigns/dtlz2.yaml", 5, _grid_methods()),
+    "branin_currin": Task("campaigns/branin_currin.yaml", 5, _grid_methods(), ax=True),
+    "dtlz2": Task("campaigns/dtlz2.yaml", 5, _grid_methods(), ax=True),
     "ngram": Task("campaigns/ngram_mogfn.yaml", 3, _sequence_methods(256)),
     "ehrlich": Task("campaigns/ehrlich.yaml", 3, _sequence_methods(256)),
     "molecules": Task(
@@ -106,6 +109,7 @@ TASKS: dict[str, Task] = {
         "campaigns/branin_currin.yaml",
         3,
         {"paretolab default": {}},
+        ax=True,
         overrides={
             "space": {"kind": "grid", "dims": 2, "levels": 256},
             "initial_design": 6,
