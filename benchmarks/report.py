@@ -70,18 +70,33 @@ def plot(task: str, methods: dict[str, list[dict]], path: Path) -> None:
     plt.close(figure)
 
 
+def calls_to(records: list[dict], target: float) -> str:
+    """Mean oracle calls until the hypervolume first reached ``target`` (seeds that never
+    did are counted as not reaching it)."""
+    calls = [next((c for c, hv in r["history"] if hv >= target), None) for r in records]
+    reached = [c for c in calls if c is not None]
+    if not reached:
+        return "not reached"
+    mean = f"{statistics.mean(reached):.0f}"
+    return mean if len(reached) == len(calls) else f"{mean} ({len(reached)} of {len(calls)} seeds)"
+
+
 def table(methods: dict[str, list[dict]]) -> list[str]:
     lines = [
-        "| method | seeds | final hypervolume | oracle calls | s / round | peak MiB |",
-        "|---|---|---|---|---|---|",
+        "| method | seeds | final hypervolume | at half the rounds | calls to 99 % of the best "
+        "| oracle calls | s / round | peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    best = max(r["hypervolume"] for records in methods.values() for r in records)
     ranked = sorted(methods.items(), key=lambda item: -_mean_se([r["hypervolume"] for r in item[1]])[0])
     for method, records in ranked:
         hv = _mean_se([r["hypervolume"] for r in records])
+        half = _mean_se([r["history"][(len(r["history"]) - 1) // 2][1] for r in records])
         calls = statistics.mean(r["history"][-1][0] for r in records)
         seconds = statistics.mean(statistics.mean(r["round_s"]) if r["round_s"] else 0.0 for r in records)
         memory = max(r.get("peak_rss_mib", float("nan")) for r in records)
-        cells = [method, str(len(records)), f"{hv[0]:.4g} ± {hv[1]:.2g}", f"{calls:.0f}", f"{seconds:.1f}"]
+        cells = [method, str(len(records)), f"{hv[0]:.4g} ± {hv[1]:.2g}", f"{half[0]:.4g} ± {half[1]:.2g}"]
+        cells += [calls_to(records, 0.99 * best), f"{calls:.0f}", f"{seconds:.1f}"]
         lines.append("| " + " | ".join([*cells, f"{memory:.0f}"]) + " |")
     return lines
 
