@@ -233,6 +233,7 @@ def fit_gp_proxy(
         return _fit_all(X, Y, holdout_fraction, rng, kernel, vocab_size, Yvar)
     if importance is None:
         importance = -torch.argsort(best_first(Y)).double()  # position in best-first order
+    importance = importance.cpu()  # row indices are drawn on the CPU, wherever X is
     metrics: dict[str, float] = {"n_train": float(n)}
     n_hold = min(round(holdout_fraction * n), max_points)
     if n_hold >= 2:
