@@ -30,6 +30,7 @@ from paretolab.flows.engine import CampaignState, pareto_table
 from paretolab.flows.factories import CampaignSetup
 from paretolab.flows.ingest import ingest_inbox
 from paretolab.flows.oracle_chunks import forget_settled_receipts
+from paretolab.flows.prefect_artifacts import wait_for_artifacts
 from paretolab.flows.round import PROGRESS_LOGGER, emit_progress, run_round
 from paretolab.flows.runtime import configure_environment, pick_device, set_torch_threads
 from paretolab.flows.task_runners import task_runner
@@ -151,6 +152,7 @@ def _run_campaign(
         tracker.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        wait_for_artifacts()  # the rounds' Prefect artifacts, created in the background
         store.close()
 
 

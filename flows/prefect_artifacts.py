@@ -6,8 +6,14 @@ MLflow run. Each key keeps one artifact per round, newest first, in the UI's Art
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+import logging
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -16,7 +22,14 @@ from paretolab.data.store import CampaignStore
 from paretolab.flows.engine import pareto_table
 from paretolab.flows.factories import CampaignSetup
 
-__all__ = ["artifact_key", "publish_round_artifacts"]
+__all__ = ["artifact_key", "publish_round_artifacts", "wait_for_artifacts"]
+
+logger = logging.getLogger(__name__)
+
+_POSTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paretolab-artifacts")
+"""One thread creates the queued artifacts, in order (each key's newest is the last round)."""
+_QUEUED: list[Future[None]] = []
+_QUEUED_LOCK = threading.Lock()
 
 
 def artifact_key(campaign: str, what: str) -> str:
@@ -53,29 +66,62 @@ def _summary_markdown(name: str, round_: int, row: dict[str, Any]) -> str:
 
 
 def publish_round_artifacts(store: CampaignStore, setup: CampaignSetup, mlflow_url: str) -> None:
-    """Create the artifacts of the store's last closed round (inside a flow run)."""
+    """Queue the artifacts of the store's last closed round (inside a flow run).
+
+    Their content is read from the store here; creating them on Prefect's API (about 0.1 s
+    a round, a new API client per artifact) happens on a background thread, in a copy of
+    this run's context so they belong to this flow and task run, while the next round
+    starts. :func:`wait_for_artifacts` waits for them at the end of a run."""
     rounds = store.read("rounds")
     if rounds.empty:
         return
     row = rounds.sort_values("round").iloc[-1].to_dict()
     round_, name = int(row["round"]), setup.config.name
-    create_markdown_artifact(
-        _summary_markdown(name, round_, row),
-        key=artifact_key(name, "summary"),
-        description=f"{name}: round {round_} summary",
-    )
     front = pareto_table(store, setup.objectives).rename(
         columns={o.name: f"{o.name} [{o.unit}]" for o in setup.objectives if o.unit}
     )
-    create_table_artifact(
-        json.loads(front.to_json(orient="records")),
-        key=artifact_key(name, "pareto-set"),
-        description=f"{name}: measured Pareto set after round {round_} (raw units)",
-    )
+    jobs: list[Callable[[], Any]] = [
+        functools.partial(
+            create_markdown_artifact,
+            _summary_markdown(name, round_, row),
+            key=artifact_key(name, "summary"),
+            description=f"{name}: round {round_} summary",
+        ),
+        functools.partial(
+            create_table_artifact,
+            json.loads(front.to_json(orient="records")),
+            key=artifact_key(name, "pareto-set"),
+            description=f"{name}: measured Pareto set after round {round_} (raw units)",
+        ),
+    ]
     if mlflow_url:
-        create_link_artifact(
-            mlflow_url,
-            link_text=f"{name} in MLflow",
-            key=artifact_key(name, "mlflow-run"),
-            description=f"{name}: the campaign's MLflow run (metrics per round, Pareto plots)",
+        jobs.append(
+            functools.partial(
+                create_link_artifact,
+                mlflow_url,
+                link_text=f"{name} in MLflow",
+                key=artifact_key(name, "mlflow-run"),
+                description=f"{name}: the campaign's MLflow run (metrics per round, Pareto plots)",
+            )
         )
+    context = contextvars.copy_context()
+    with _QUEUED_LOCK:
+        _QUEUED.append(_POSTER.submit(context.run, _create_all, jobs))
+
+
+def _create_all(jobs: list[Callable[[], Any]]) -> None:
+    for job in jobs:
+        job()
+
+
+def wait_for_artifacts() -> None:
+    """Block until every artifact this process queued is created. A failure is logged, not
+    raised: the Prefect UI then misses that round's view, and nothing measured is lost (the
+    store and MLflow hold it all)."""
+    with _QUEUED_LOCK:
+        queued, _QUEUED[:] = list(_QUEUED), []
+    for future in queued:
+        try:
+            future.result()
+        except Exception as exc:  # the API went away, say
+            logger.warning("a round's Prefect artifacts could not be created: %s", exc)

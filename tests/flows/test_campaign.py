@@ -359,6 +359,9 @@ def test_a_runs_logs_and_artifacts_reach_prefect_keyed_by_campaign(tmp_path, pre
     for artifact in artifacts:
         by_key.setdefault(artifact.key, []).append(artifact)
     assert sorted(by_key) == sorted(keys) and all(len(v) == 2 for v in by_key.values())  # rounds 0, 1
+    # created on a background thread, still in their round's flow run and publish task
+    assert all(a.flow_run_id is not None and a.task_run_id is not None for a in artifacts)
+    assert runs[0].id not in {a.flow_run_id for a in artifacts}  # the round subflows', not the campaign's
     summaries = sorted(a.data for a in by_key["shown-in-prefect-summary"])
     assert "round 1" in summaries[-1] and "| hypervolume |" in summaries[-1]
     assert "| genetic |" in summaries[-1] or "| random |" in summaries[-1]
