@@ -193,6 +193,25 @@ def _close_rounds(
     done: set[int],
     runner: Any,
 ) -> tuple[str, dict[str, Any] | None]:
+    # Both built once per run, not per round (together 0.45 s a round, measured): the
+    # flow's options (Prefect builds its parameter schema anew) and the settings context
+    # (it copies Prefect's settings). The campaign run's heartbeat covers the process; a
+    # subflow heartbeat would add nothing but a wait of up to 1 s for its thread at the end
+    # of every round. The engine duplicates the task runner for each round's flow run.
+    round_flow = run_round.with_options(task_runner=runner)
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return _close_each_round(store, setup, tracker, device, rounds_per_run, done, round_flow)
+
+
+def _close_each_round(
+    store: CampaignStore,
+    setup: CampaignSetup,
+    tracker: CampaignTracker,
+    device: torch.device,
+    rounds_per_run: int | None,
+    done: set[int],
+    round_flow: Any,
+) -> tuple[str, dict[str, Any] | None]:
     config = setup.config
     closed_here = 0
     for round_ in range(config.rounds + 1):
@@ -205,12 +224,7 @@ def _close_rounds(
         if size <= 0 and not state.has_batch(round_):
             return "budget", None
         start = time.perf_counter()
-        # The campaign run's heartbeat covers the process; a subflow heartbeat adds
-        # nothing but a wait of up to 1 s for its thread at the end of every round.
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            summary = run_round.with_options(task_runner=runner.duplicate())(
-                store, setup, tracker, round_, size, device
-            )
+        summary = round_flow(store, setup, tracker, round_, size, device)
         if summary.get("awaiting"):
             awaiting = {
                 "from": "results" if config.oracle.name == "external" else "the lab",
