@@ -152,8 +152,10 @@ def _run_campaign(
         tracker.fail(f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        wait_for_artifacts()  # the rounds' Prefect artifacts, created in the background
-        store.close()
+        try:
+            wait_for_artifacts()  # the rounds' Prefect artifacts, created in the background
+        finally:
+            store.close()
 
 
 def _run_rounds(

@@ -68,8 +68,8 @@ def _summary_markdown(name: str, round_: int, row: dict[str, Any]) -> str:
 def publish_round_artifacts(store: CampaignStore, setup: CampaignSetup, mlflow_url: str) -> None:
     """Queue the artifacts of the store's last closed round (inside a flow run).
 
-    Their content is read from the store here; creating them on Prefect's API (about 0.1 s
-    a round, a new API client per artifact) happens on a background thread, in a copy of
+    Their content is read from the store here; creating them on Prefect's API (three calls
+    a round) happens on a background thread, in a copy of
     this run's context so they belong to this flow and task run, while the next round
     starts. :func:`wait_for_artifacts` waits for them at the end of a run."""
     rounds = store.read("rounds")
@@ -110,18 +110,19 @@ def publish_round_artifacts(store: CampaignStore, setup: CampaignSetup, mlflow_u
 
 
 def _create_all(jobs: list[Callable[[], Any]]) -> None:
+    """Create each artifact; one that fails is logged, not raised, and the others are still
+    created: the Prefect UI then misses that view, and nothing measured is lost (the store
+    and MLflow hold it all)."""
     for job in jobs:
-        job()
+        try:
+            job()
+        except Exception as exc:  # the API went away, say
+            logger.warning("a Prefect artifact could not be created: %s", exc)
 
 
 def wait_for_artifacts() -> None:
-    """Block until every artifact this process queued is created. A failure is logged, not
-    raised: the Prefect UI then misses that round's view, and nothing measured is lost (the
-    store and MLflow hold it all)."""
+    """Block until every artifact this process queued is created (or failed, logged)."""
     with _QUEUED_LOCK:
         queued, _QUEUED[:] = list(_QUEUED), []
     for future in queued:
-        try:
-            future.result()
-        except Exception as exc:  # the API went away, say
-            logger.warning("a round's Prefect artifacts could not be created: %s", exc)
+        future.result()

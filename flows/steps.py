@@ -27,6 +27,7 @@ from botorch.models.model import Model
 
 from paretolab.data.dataset import Dataset, dataset_from_observations
 from paretolab.data.faults import crash_point
+from paretolab.data.pareto import pareto_mask
 from paretolab.data.store import CampaignStore, StoreError
 from paretolab.flows.engine import (
     INITIAL_DESIGN,
@@ -163,6 +164,16 @@ def fit_feasibility(
 
 
 # 3 ---------------------------------------------------------------------------------------
+def _baseline(model: Model, dataset: Dataset) -> torch.Tensor:
+    """qLogNEHVI's measured baseline: every measured candidate, or past ``proxy.max_points``
+    the proxy's subset and the whole measured Pareto front (the subset's best half may not
+    hold all of it, and a front point left out would make its region look unexplored)."""
+    if fitted_rows(model) is None:
+        return dataset.X
+    front = dataset.X[pareto_mask(dataset.Y.cpu()).to(dataset.X.device)]
+    return torch.unique(torch.cat([training_inputs(model), front]), dim=0)
+
+
 def build_acquisition(
     setup: CampaignSetup,
     model: Model,
@@ -192,7 +203,7 @@ def build_acquisition(
         with exact_gp():  # pruning the baseline evaluates the posterior
             acqf = build_qlognehvi(
                 model,
-                training_inputs(model),  # all measured candidates, or the proxy's bounded subset
+                _baseline(model, dataset),
                 ref_point.to(dataset.X),
                 mc_samples=acquisition.mc_samples,
                 seed=seed,

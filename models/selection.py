@@ -52,8 +52,9 @@ JOINT_POOL = 2_000
 """Most pool candidates sampled jointly. Joint samples cost O(N^3): a pool of 10,000 with 3
 objectives took 160 s. A larger pool is screened first by each candidate's expected
 improvement alone (independent samples from its marginal posterior, times its chance of
-feasibility: O(N)); the ``JOINT_POOL`` best are then sampled jointly for the greedy batch.
-Only candidates that could not be a pick on their own are left out."""
+feasibility: O(N)); the ``JOINT_POOL`` best by that estimate are then sampled jointly for
+the greedy batch. The screen is a noisy ranking that ignores how candidates and pending
+points correlate: what it leaves out is what ranked below the top ``JOINT_POOL`` alone."""
 
 SCREEN_SAMPLES, SCREEN_DIRECTIONS = 32, 128
 """Samples and directions of the screening pass: a ranking good enough to keep the best
@@ -180,18 +181,22 @@ class SampledHVISelector:
         if q == 0:
             return [], []
         screened = None
-        if pool.shape[0] > self.joint_pool:
-            screened = self._screen(pool, chunk, score)
+        if pool.shape[0] > max(self.joint_pool, q):
+            screened = self._screen(pool, max(self.joint_pool, q), chunk, score)
             pool = pool[screened]
         chosen, values = self._greedy(pool, q, chunk, score)
         return ([int(screened[i]) for i in chosen] if screened is not None else chosen), values
 
-    def _screen(self, pool: Tensor, chunk: int | None, score: ScoreChunks) -> Tensor:
-        """Indices of the ``joint_pool`` candidates of ``pool`` with the highest expected
+    def _screen(self, pool: Tensor, keep: int, chunk: int | None, score: ScoreChunks) -> Tensor:
+        """Indices of the ``keep`` candidates of ``pool`` with the highest expected
         improvement alone (independent samples of each one's marginal posterior)."""
+        means, stds = [], []
         with torch.no_grad(), exact_gp():
-            posterior = self.model.posterior(pool)
-            mean, std = posterior.mean.double(), posterior.variance.double().clamp_min(0.0).sqrt()
+            for part in pool.split(self.joint_pool):  # bounded memory: part x fitted points
+                posterior = self.model.posterior(part)
+                means.append(posterior.mean.double())
+                stds.append(posterior.variance.double().clamp_min(0.0).sqrt())
+        mean, std = torch.cat(means), torch.cat(stds)
         n = min(self.n_samples, SCREEN_SAMPLES)
         if self.X_pending is not None and len(self.X_pending):
             Y_pending = self._samples(pool[:0])[1][:n]
@@ -205,7 +210,7 @@ class SampledHVISelector:
         )
         if self.feasibility is not None:  # independent of the objectives: E[gain] P(feasible)
             gains = gains * self.feasibility.probability(pool).to(gains)
-        return torch.argsort(gains, descending=True, stable=True)[: self.joint_pool].sort().values
+        return torch.argsort(gains, descending=True, stable=True)[:keep].sort().values
 
     def _greedy(
         self, pool: Tensor, q: int, chunk: int | None, score: ScoreChunks
@@ -231,12 +236,14 @@ class SampledHVISelector:
             while True:
                 order = torch.argsort(bound, descending=True, stable=True)
                 top = order[0]
-                if fresh[top]:
+                if fresh[top] or bound[top] == -math.inf:  # a pick, or nothing left to pick
                     break
                 stale = order[:_LAZY_BLOCK][~fresh[order[:_LAZY_BLOCK]]]
                 stale = stale[bound[stale] > -math.inf]
                 bound[stale] = expected_gains(best, directions, unit_pool[:, stale])
                 fresh[stale] = True
+            if bound[top] == -math.inf:  # every candidate is picked
+                break
             pick = int(top)
             chosen.append(pick)
             values.append(float(bound[pick]) * volume)

@@ -2,7 +2,8 @@
 
 Outcomes are standardized; hyperparameters are fitted by maximum marginal likelihood
 (``fit_gpytorch_mll``). Quality is measured on a held-out split before the final fit on
-all the data, so the reported RMSE/NLL/Spearman are honest out-of-sample numbers.
+all the data (past ``proxy.max_points``, on a bounded subset of it: :mod:`.subset`), so
+the reported RMSE/NLL/Spearman are honest out-of-sample numbers.
 
 Kernels: ``rbf`` is BoTorch's default (RBF with a dimension-scaled lengthscale prior) for
 continuous or one-hot features; ``minmax`` is the MinMax/Tanimoto kernel for fingerprints
@@ -73,6 +74,7 @@ class ProxyConfig(Strict):
         description=(
             "past this many measured candidates the GP is fitted on a subset of this size: the "
             "best half by Pareto rank and a uniform sample of the rest (models/proxies/subset.py); "
+            "the latent feasibility GP (measured and failed candidates) keeps failed ones first; "
             "auto: 500 for the rbf kernel, 2,000 for minmax and kmer (AUTO_MAX_POINTS)"
         ),
     )
@@ -218,7 +220,8 @@ def fit_gp_proxy(
     max_points: int | None = None,
     importance: Tensor | None = None,
 ) -> tuple[ModelListGP, dict[str, float]]:
-    """Fit the GP proxy on all of ``X, Y``; metrics come from a held-out split first.
+    """Fit the GP proxy on ``X, Y`` (all of it up to ``max_points`` rows); metrics come
+    from a held-out split first.
     ``vocab_size``: the alphabet of one-hot sequence features (the ``kmer`` kernel);
     ``Yvar``: known noise variances of ``Y`` (replicates), else the noise is learned.
 
@@ -231,19 +234,22 @@ def fit_gp_proxy(
     n = X.shape[0]
     if max_points is None or n <= max_points:
         return _fit_all(X, Y, holdout_fraction, rng, kernel, vocab_size, Yvar)
-    if importance is None:
-        importance = -torch.argsort(best_first(Y)).double()  # position in best-first order
-    importance = importance.cpu()  # row indices are drawn on the CPU, wherever X is
+
+    def ranked(rows: Tensor) -> Tensor:  # importance of these rows, judged among themselves
+        if importance is not None:
+            return importance.cpu()[rows]
+        return -torch.argsort(best_first(Y[rows.to(Y.device)])).double().cpu()  # best-first position
+
     metrics: dict[str, float] = {"n_train": float(n)}
     n_hold = min(round(holdout_fraction * n), max_points)
     if n_hold >= 2:
         order = torch.randperm(n, generator=rng)
         hold, rest = order[:n_hold], order[n_hold:]
-        train = rest[bounded_subset(importance[rest], max_points, rng)].to(X.device)
+        train = rest[bounded_subset(ranked(rest), max_points, rng)].to(X.device)
         hold = hold.to(X.device)
         part = _fit(X[train], Y[train], kernel, vocab_size, None if Yvar is None else Yvar[train])
         metrics |= heldout_metrics(part, X[hold], Y[hold])
-    keep = bounded_subset(importance, max_points, rng).to(X.device)
+    keep = bounded_subset(ranked(torch.arange(n)), max_points, rng).to(X.device)
     model = _fit(X[keep], Y[keep], kernel, vocab_size, None if Yvar is None else Yvar[keep])
     model.fitted_rows = keep.cpu()
     return model, metrics | {"n_fitted": float(len(keep))}

@@ -3,12 +3,17 @@ BoTorch fits): the proxy is fitted on a bounded subset, recorded and loadable.""
 
 from __future__ import annotations
 
+import torch
 from mlflow.tracking import MlflowClient
 
 import paretolab
+from paretolab.data.dataset import Dataset
+from paretolab.data.pareto import pareto_mask
 from paretolab.data.store import CampaignStore
 from paretolab.flows.campaign import run_campaign
 from paretolab.flows.config import load_config
+from paretolab.flows.steps import _baseline
+from paretolab.models.proxies.gp import fit_gp_proxy, training_inputs
 from tests.helpers.configs import write_config
 
 
@@ -35,3 +40,18 @@ def test_a_campaign_past_max_points_fits_a_bounded_proxy_and_records_it(tmp_path
     assert (
         config.identity_hash() != load_config(write_config(tmp_path / "auto.yaml", rounds=3)).identity_hash()
     )
+
+
+def test_past_max_points_the_qlognehvi_baseline_holds_the_subset_and_the_whole_front():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(120, 2, generator=g, dtype=torch.double)
+    Y = torch.stack([X[:, 0], 1 - X[:, 0] + 0.01 * X[:, 1]], -1)  # many points on the front
+    dataset = Dataset([str(i) for i in range(120)], X, Y)
+    model, _ = fit_gp_proxy(X, Y, holdout_fraction=0.0, rng=g, max_points=10)
+    baseline = _baseline(model, dataset)
+    rows = {tuple(r) for r in baseline.tolist()}
+    assert {tuple(r) for r in X[pareto_mask(Y)].tolist()} <= rows
+    assert {tuple(r) for r in training_inputs(model).tolist()} <= rows
+    assert int(pareto_mask(Y).sum()) > 5  # more front points than the subset's best half
+    whole, _ = fit_gp_proxy(X[:8], Y[:8], holdout_fraction=0.0, rng=g, max_points=10)
+    assert torch.equal(_baseline(whole, Dataset([str(i) for i in range(8)], X[:8], Y[:8])), X[:8])

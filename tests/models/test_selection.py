@@ -148,7 +148,7 @@ def test_a_pool_larger_than_joint_pool_is_screened_to_its_best_and_batches_as_we
     front = f(X)
     whole = SampledHVISelector(model, front, ref, n_samples=64, seed=3, joint_pool=10_000)
     screened = SampledHVISelector(model, front, ref, n_samples=64, seed=3, joint_pool=80)
-    kept = screened._screen(pool, None, score_here)
+    kept = screened._screen(pool, 80, None, score_here)
     assert len(kept) == 80 and len(set(kept.tolist())) == 80
     picks_whole, _ = whole.select(pool, 4)
     picks, values = screened.select(pool, 4)
@@ -158,3 +158,13 @@ def test_a_pool_larger_than_joint_pool_is_screened_to_its_best_and_batches_as_we
     truth = [_expected_hv(model, pool[p], front, ref) for p in (picks, picks_whole)]
     assert truth[0] == pytest.approx(truth[1], rel=0.02)
     assert screened.select(pool, 4) == (picks, values)  # deterministic
+
+
+def test_a_batch_larger_than_joint_pool_still_picks_distinct_candidates():
+    model, X, Y, measured, pool = _task()
+    selector = SampledHVISelector(
+        model, Y[measured], torch.tensor([-1.5, -1.5], dtype=torch.double), n_samples=32, seed=0, joint_pool=3
+    )
+    picks, values = selector.select(X[pool[:6]], 5)  # more picks than joint_pool: screened to 5
+    assert len(picks) == 5 and len(set(picks)) == 5 and all(v >= 0 for v in values)
+    assert len(selector.select(X[pool[:6]], 9)[0]) == 6  # never more than the pool
