@@ -17,14 +17,10 @@ mixed-space optimization is built for far fewer categorical parameters.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import resource
 import time
-import warnings
 from pathlib import Path
 
+import common
 import torch
 from ax import Client, RangeParameterConfig
 
@@ -33,7 +29,6 @@ from paretolab.data.pareto import hypervolume
 from paretolab.data.spaces import GridSpace
 from paretolab.flows.config import load_config
 from paretolab.flows.factories import build_setup
-from paretolab.flows.steps import round_rng
 
 
 def run(config_path: Path, seed: int) -> dict:
@@ -42,13 +37,8 @@ def run(config_path: Path, seed: int) -> dict:
     space, oracle, objectives = setup.space, setup.oracle, setup.objectives
     if not isinstance(space, GridSpace):
         raise SystemExit(f"{config_path}: ax_loop.py runs grid tasks")
-    raw_ref = config.ref_point if config.ref_point is not None else oracle.ref_point
-    ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double)[None], objectives)[0]
-    rng = round_rng(seed, 0, "initial-design")  # the initial design benchmarks/campaigns.py tells
-    initial = oracle.seed_candidates(config.initial_design, rng)
-    initial = list(
-        dict.fromkeys(initial if initial is not None else space.sample(config.initial_design, rng))
-    )
+    raw_ref, ref = common.reference_point(config, setup)
+    initial = common.initial_design(config, setup, seed)
 
     client = Client(random_seed=seed)
     names = [f"x{i}" for i in range(space.dims)]
@@ -93,38 +83,8 @@ def run(config_path: Path, seed: int) -> dict:
         round_s.append(time.perf_counter() - start)
         complete(trials)
         history.append((len(Y), hypervolume(Y, ref)))
-    return {
-        "hypervolume": history[-1][1],
-        "history": history,
-        "round_s": round_s,
-        "ask_s": sum(round_s) / max(len(round_s), 1),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--task", default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    warnings.simplefilter("ignore")
-    torch.set_num_threads(1)
-    for seed in args.seeds:
-        row = run(args.config, seed)
-        record = {"task": args.task or args.config.stem, "method": "Ax", "seed": seed}
-        print(
-            f"seed {seed}: hypervolume {row['hypervolume']:.4g} after {row['history'][-1][0]} calls",
-            flush=True,
-        )
-        if args.out is not None:
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(record | row) + "\n")
+    return common.result(history, round_s)
 
 
 if __name__ == "__main__":
-    main()
+    common.main("Ax", run, __doc__)

@@ -16,13 +16,11 @@ Same initial design and oracle budget as ``benchmarks/campaigns.py``.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import resource
 import time
 import warnings
 from pathlib import Path
 
+import common
 import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.fit import fit_gpytorch_mll
@@ -38,7 +36,6 @@ from paretolab.data.spaces import PAD
 from paretolab.flows.config import load_config
 from paretolab.flows.factories import build_setup
 from paretolab.flows.runtime import configure_environment
-from paretolab.flows.steps import round_rng
 
 
 def mutations(space, parents: list[str], n: int, rng: torch.Generator) -> list[str]:
@@ -53,17 +50,12 @@ def mutations(space, parents: list[str], n: int, rng: torch.Generator) -> list[s
     return [c.canonical for c in checked if c.canonical is not None]
 
 
-def run(config_path: Path, seed: int, pool: int, rounds: int | None = None) -> dict:
+def run(config_path: Path, seed: int, pool: int = 512, rounds: int | None = None) -> dict:
     config = load_config(config_path)
     setup = build_setup(config)
     space, oracle, objectives = setup.space, setup.oracle, setup.objectives
-    raw_ref = config.ref_point if config.ref_point is not None else oracle.ref_point
-    ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double)[None], objectives)[0]
-    rng = round_rng(seed, 0, "initial-design")  # the initial design benchmarks/campaigns.py tells
-    initial = oracle.seed_candidates(config.initial_design, rng)
-    initial = list(
-        dict.fromkeys(initial if initial is not None else space.sample(config.initial_design, rng))
-    )
+    _, ref = common.reference_point(config, setup)
+    initial = common.initial_design(config, setup, seed)
     candidates: list[str] = []
     Y = torch.zeros(0, len(objectives), dtype=torch.double)
 
@@ -117,45 +109,14 @@ def run(config_path: Path, seed: int, pool: int, rounds: int | None = None) -> d
         measure(batch)
         history.append((len(candidates), hypervolume(Y[~Y.isnan().any(-1)], ref)))
     failed = float(Y.isnan().any(-1)[len(initial) :].double().mean()) if rounds else 0.0
-    return {
-        "hypervolume": history[-1][1],
-        "history": history,
-        "round_s": round_s,
-        "ask_s": sum(round_s) / max(len(round_s), 1),
-        "failed_share": failed,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return common.result(history, round_s, failed_share=failed)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", type=int, default=512, help="mutations scored per round")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--task", default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    configure_environment()
-    logging.disable(logging.WARNING)
-    torch.set_num_threads(1)
-    for seed in args.seeds:
-        row = run(args.config, seed, args.pool, args.rounds)
-        record = {
-            "task": args.task or args.config.stem,
-            "method": "BoTorch qLogNEHVI, mutation pool",
-            "seed": seed,
-        }
-        print(
-            f"seed {seed}: hypervolume {row['hypervolume']:.4g} after {row['history'][-1][0]} calls",
-            flush=True,
-        )
-        if args.out is not None:
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(record | row) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    configure_environment()
+    common.main("BoTorch qLogNEHVI, mutation pool", run, __doc__, _options)

@@ -20,12 +20,10 @@ oracle calls; the history is read at each round's number of calls.
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 import torch
 from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -41,7 +39,6 @@ from paretolab.data.pareto import hypervolume
 from paretolab.data.spaces import PAD, GridSpace
 from paretolab.flows.config import load_config
 from paretolab.flows.factories import build_setup
-from paretolab.flows.steps import round_rng
 
 
 class Task(Problem):
@@ -120,13 +117,8 @@ class RandomReset(Mutation):
 def run(config_path: Path, seed: int) -> dict:
     config = load_config(config_path)
     setup = build_setup(config)
-    rng = round_rng(seed, 0, "initial-design")  # the initial design benchmarks/campaigns.py tells
-    initial = setup.oracle.seed_candidates(config.initial_design, rng)
-    initial = list(
-        dict.fromkeys(initial if initial is not None else setup.space.sample(config.initial_design, rng))
-    )
-    raw_ref = config.ref_point if config.ref_point is not None else setup.oracle.ref_point
-    ref = to_max_space(torch.tensor(raw_ref, dtype=torch.double)[None], setup.objectives)[0]
+    initial = common.initial_design(config, setup, seed)
+    _, ref = common.reference_point(config, setup)
     budget = len(initial) + config.rounds * config.batch_size
     problem = Task(setup, budget, ref)
     if isinstance(setup.space, GridSpace):  # ordered levels: pymoo's integer recipe
@@ -158,38 +150,9 @@ def run(config_path: Path, seed: int) -> dict:
         if any(c >= mark for c, _ in problem.history)
     ]
     failed = sum(v is None for v in problem.values.values()) / max(len(problem.values), 1)
-    return {
-        "hypervolume": problem.history[-1][1],
-        "history": history,
-        "round_s": [seconds / config.rounds] * config.rounds,
-        "ask_s": seconds / config.rounds,
-        "failed_share": failed,
-        "generations": generations,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--task", default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    for seed in args.seeds:
-        row = run(args.config, seed)
-        record = {"task": args.task or args.config.stem, "method": "pymoo NSGA-II", "seed": seed} | row
-        print(
-            f"seed {seed}: hypervolume {row['hypervolume']:.4g} after {row['history'][-1][0]} calls",
-            flush=True,
-        )
-        if args.out is not None:
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+    round_s = [seconds / config.rounds] * config.rounds
+    return common.result(history, round_s, failed_share=failed, generations=generations)
 
 
 if __name__ == "__main__":
-    main()
+    common.main("pymoo NSGA-II", run, __doc__)
