@@ -68,10 +68,14 @@ REPLICATES = "[replicates]"
 """Column of :func:`latest_observations`: how many valid replicates its values average."""
 
 
+def _has_replicates(observations: pd.DataFrame) -> bool:
+    return REPLICATE in observations.columns and bool(observations[REPLICATE].any())
+
+
 def current_rows(observations: pd.DataFrame) -> pd.DataFrame:
     """The rows of each candidate's current measurement: its latest row that is not a
     replicate, and the replicates recorded after it (earlier rows are history)."""
-    if REPLICATE not in observations.columns or not observations[REPLICATE].any():
+    if not _has_replicates(observations):
         return observations.drop_duplicates("candidate", keep="last")
     position = pd.Series(range(len(observations)), index=observations.index)
     starts = position[~observations[REPLICATE].astype(bool)].groupby(observations["candidate"]).max()
@@ -84,6 +88,8 @@ def latest_observations(observations: pd.DataFrame) -> pd.DataFrame:
     with replicates averaged: the objective values are the mean of the valid rows of its
     current measurement, valid if any is, and ``[replicates]`` counts the valid rows."""
     rows = current_rows(observations)
+    if not _has_replicates(observations):  # one row a candidate already (one hashing pass)
+        return rows.assign(**{REPLICATES: rows["valid"].astype(int)})
     latest = rows.drop_duplicates("candidate", keep="last")
     if len(rows) == len(latest):
         return latest.assign(**{REPLICATES: latest["valid"].astype(int)})
