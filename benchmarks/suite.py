@@ -99,10 +99,15 @@ TASKS: dict[str, Task] = {
         3,
         {
             "paretolab default": {},
+            "random": _generators({"kind": "random", "pool_size": 256}),
             "genetic": _generators({"kind": "genetic", "pool_size": 256}),
             "MOGFN": _generators(
                 yaml.safe_load((ROOT / "campaigns" / "molecules.yaml").read_text())["generators"][1]
             ),
+            "OP-GFN": _generators(
+                yaml.safe_load((ROOT / "campaigns" / "molecules_opgfn.yaml").read_text())["generators"][0]
+            ),
+            "diffusion": _generators(DIFFUSION),
         },
     ),
     "branin_currin_continuous": Task(
