@@ -146,6 +146,7 @@ IDENTITY_HASHES = {  # as campaigns created by earlier versions recorded them
     "hypergrid_mogfn": "eaebe083f06aa3d4",
     "lab_example": "5606b0fba91a138e",
     "molecules": "d7ad41066e2a2411",
+    "molecules_before_library": "d6070b77e2875c86",
     "molecules_opgfn": "8e68d88485bfae10",
     "ngram_mogfn": "4b543b7171dad893",
     "ngram_opgfn": "bf53d2729a1fcbac",
@@ -154,8 +155,8 @@ IDENTITY_HASHES = {  # as campaigns created by earlier versions recorded them
 
 EARLIER_CONFIGS = Path(__file__).parent / "earlier_configs"
 """Shipped configs as they were before an example campaign itself changed (the n-gram and
-molecule examples took local GFlowNet samples and sampled_hvi): campaigns created from them
-must keep resuming."""
+molecule examples took local GFlowNet samples and sampled_hvi; then the molecule example
+screened its seed library too): campaigns created from them must keep resuming."""
 
 
 def earlier_config(name: str) -> Path:
