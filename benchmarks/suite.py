@@ -63,9 +63,17 @@ GRID_MOGFN = {
     "replay_fraction": 0.1,
 }  # campaigns/hypergrid_mogfn.yaml
 GRID_OPGFN = {k: v for k, v in GRID_MOGFN.items() if k not in ("kind",)} | {"kind": "opgfn"}
-SEQUENCE_MOGFN = yaml.safe_load((ROOT / "campaigns" / "ngram_mogfn.yaml").read_text())["generators"][0]
-SEQUENCE_OPGFN = yaml.safe_load((ROOT / "campaigns" / "ngram_opgfn.yaml").read_text())["generators"][0]
-DIFFUSION = yaml.safe_load((ROOT / "campaigns" / "ngram_diffusion.yaml").read_text())["generators"][0]
+
+
+def _shipped_generator(config: str, kind: str) -> dict:
+    """The settings of the ``kind`` generator in the shipped example ``config``."""
+    generators = yaml.safe_load((ROOT / "campaigns" / config).read_text())["generators"]
+    return next(g for g in generators if g["kind"] == kind)
+
+
+SEQUENCE_MOGFN = _shipped_generator("ngram_mogfn.yaml", "mogfn")
+SEQUENCE_OPGFN = _shipped_generator("ngram_opgfn.yaml", "opgfn")
+DIFFUSION = _shipped_generator("ngram_diffusion.yaml", "diffusion")
 
 
 def _grid_methods() -> dict[str, dict]:
@@ -101,12 +109,8 @@ TASKS: dict[str, Task] = {
             "paretolab default": {},
             "random": _generators({"kind": "random", "pool_size": 256}),
             "genetic": _generators({"kind": "genetic", "pool_size": 256}),
-            "MOGFN": _generators(
-                yaml.safe_load((ROOT / "campaigns" / "molecules.yaml").read_text())["generators"][1]
-            ),
-            "OP-GFN": _generators(
-                yaml.safe_load((ROOT / "campaigns" / "molecules_opgfn.yaml").read_text())["generators"][0]
-            ),
+            "MOGFN": _generators(_shipped_generator("molecules.yaml", "mogfn")),
+            "OP-GFN": _generators(_shipped_generator("molecules_opgfn.yaml", "opgfn")),
             "diffusion": _generators(DIFFUSION),
         },
     ),
